@@ -1,1 +1,102 @@
+//! The only code that speaks SQL. One [`Store`] interface, implemented for SQLite (standalone) and
+//! PostgreSQL (platform). Every query a user can reach takes the owner's [`UserId`]: there is no way to
+//! fetch another user's task through this interface.
 
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::task::{Task, TaskSpec, UserId};
+
+pub use error::{Result, StoreError};
+pub use model::{
+    audit_action, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskSortField,
+    UpdateOutcome,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<()>;
+
+    /// Applies the embedded migrations that have not run yet; returns how many ran.
+    async fn migrate(&self) -> Result<usize>;
+
+    /// How many embedded migrations have not been applied.
+    async fn pending_migrations(&self) -> Result<usize>;
+
+    /// Stores a new `PENDING` task and its audit entry in one transaction.
+    async fn create_task(&self, user: UserId, spec: &TaskSpec, now: DateTime<Utc>, meta: &RequestMeta) -> Result<Task>;
+
+    async fn get_task(&self, user: UserId, id: i64) -> Result<Option<Task>>;
+
+    async fn list_tasks(&self, user: UserId, query: &TaskQuery) -> Result<Page<Task>>;
+
+    /// Replaces the definition of a task that is still at `expected_version`, recording the changed
+    /// fields in the audit log in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_task(
+        &self,
+        user: UserId,
+        id: i64,
+        expected_version: i64,
+        spec: &TaskSpec,
+        changed: &[&str],
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<UpdateOutcome>;
+
+    /// Deletes a task that is not running (with its targets and logs), and audits it.
+    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta) -> Result<DeleteOutcome>;
+
+    /// The user's own audit entries, newest first.
+    async fn list_audit(&self, user: UserId, page: PageRequest) -> Result<Page<AuditEntry>>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Opens the store a URL names: `sqlite:PATH` (created if missing) or `postgres://…`.
+pub async fn open(url: &str, options: &StoreOptions) -> Result<SharedStore> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(url, options).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PgStore::open(url, options).await?)),
+        other => Err(StoreError::UnsupportedUrl(other.to_string())),
+    }
+}
+
+/// How many of a migrator's migrations are not in the applied set.
+fn count_pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> usize {
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .count()
+}
+
+/// Details recorded for an update: the fields that changed.
+fn changed_details(changed: &[&str]) -> serde_json::Value {
+    serde_json::json!({ "changed": changed })
+}

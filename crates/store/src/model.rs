@@ -1,0 +1,197 @@
+//! What the store takes and returns, beside the domain types.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    task::{ActionType, Platform, Priority, Task, TaskCounters, TaskSpec, TaskStatus, UserId},
+    ChannelRef, MessageTemplate,
+};
+use serde_json::Value;
+
+use crate::error::{Result, StoreError};
+
+/// One page of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl PageRequest {
+    pub fn offset(self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.page_size)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub request: PageRequest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSortField {
+    CreatedAt,
+    UpdatedAt,
+    Name,
+    Priority,
+    Status,
+}
+
+/// Filters and order for a user's task list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskQuery {
+    pub statuses: Vec<TaskStatus>,
+    pub platform: Option<Platform>,
+    pub priority: Option<Priority>,
+    /// Case-insensitive substring of the name, for any script.
+    pub name_contains: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub sort: TaskSortField,
+    pub descending: bool,
+    pub page: PageRequest,
+}
+
+/// Who asked for a change, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub client_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub user_id: UserId,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: String,
+    pub request_id: String,
+    pub client_addr: Option<String>,
+    pub details: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The audit actions the store writes.
+pub mod audit_action {
+    pub const TASK_CREATE: &str = "task.create";
+    pub const TASK_UPDATE: &str = "task.update";
+    pub const TASK_DELETE: &str = "task.delete";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateOutcome {
+    Updated(Task),
+    NotFound,
+    /// The task changed since it was read (another request or the engine); read it again.
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// The task is running and must be cancelled first.
+    Running,
+}
+
+/// The folded form the name filter compares (Unicode lower case, computed here for both backends).
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// `%needle%` for LIKE with `\` as the escape character.
+pub fn like_contains(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in fold(needle).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// A task row as both backends read it, before it is checked back into domain types.
+pub(crate) struct TaskRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub platform: String,
+    pub action_type: String,
+    pub target_channel: Option<String>,
+    pub message_template: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub priority: String,
+    pub scheduled_start: Option<DateTime<Utc>>,
+    pub settings: Value,
+    pub counters: TaskCounters,
+    pub error_message: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn corrupt(what: &str, id: i64, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("task {id}: invalid {what} {value:?}"))
+}
+
+impl TaskRow {
+    pub(crate) fn into_task(self) -> Result<Task> {
+        let id = self.id;
+        let settings = match self.settings {
+            Value::Object(map) => map,
+            other => return Err(corrupt("settings", id, &other.to_string())),
+        };
+        Ok(Task {
+            id,
+            user_id: UserId::new(self.user_id).ok_or_else(|| corrupt("user_id", id, &self.user_id.to_string()))?,
+            spec: TaskSpec {
+                name: self.name,
+                description: self.description,
+                platform: Platform::parse(&self.platform).ok_or_else(|| corrupt("platform", id, &self.platform))?,
+                action_type: ActionType::parse(&self.action_type)
+                    .ok_or_else(|| corrupt("action_type", id, &self.action_type))?,
+                target_channel: self
+                    .target_channel
+                    .map(|c| ChannelRef::parse(&c).map_err(|_| corrupt("target_channel", id, &c)))
+                    .transpose()?,
+                message_template: self
+                    .message_template
+                    .map(|t| MessageTemplate::parse(&t).map_err(|_| corrupt("message_template", id, &t)))
+                    .transpose()?,
+                priority: Priority::parse(&self.priority).ok_or_else(|| corrupt("priority", id, &self.priority))?,
+                scheduled_start: self.scheduled_start,
+                settings,
+            },
+            status: TaskStatus::parse(&self.status).ok_or_else(|| corrupt("status", id, &self.status))?,
+            status_reason: self.status_reason,
+            counters: self.counters,
+            error_message: self.error_message,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            version: self.version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_fold_any_script() {
+        assert_eq!(like_contains("Рассылка_50%"), "%рассылка\\_50\\%%");
+        assert_eq!(fold("ЁЛКА Straße"), "ёлка straße");
+    }
+}

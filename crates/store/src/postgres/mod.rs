@@ -1,0 +1,324 @@
+//! PostgreSQL, for the platform profile: the spec's schema with its enum types.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::task::{Task, TaskCounters, TaskSpec, TaskStatus, UserId};
+use serde_json::Value;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    PgConnection, PgPool, Postgres, Row,
+};
+
+use crate::{
+    changed_details, count_pending,
+    error::{Result, StoreError},
+    model::{audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskRow, TaskSortField, UpdateOutcome},
+    Store, StoreOptions,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+const TASK_COLUMNS: &str = "id, user_id, name, description, platform, action_type, target_channel, message_template, \
+     status::text AS status, status_reason, priority::text AS priority, scheduled_start, settings, target_count, \
+     completed_count, failed_count, skipped_count, error_message, version, created_at, updated_at, started_at, finished_at";
+
+fn task_from_row(row: &PgRow) -> Result<Task> {
+    TaskRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        platform: row.try_get("platform")?,
+        action_type: row.try_get("action_type")?,
+        target_channel: row.try_get("target_channel")?,
+        message_template: row.try_get("message_template")?,
+        status: row.try_get("status")?,
+        status_reason: row.try_get("status_reason")?,
+        priority: row.try_get("priority")?,
+        scheduled_start: row.try_get("scheduled_start")?,
+        settings: row.try_get("settings")?,
+        counters: TaskCounters {
+            target_count: row.try_get("target_count")?,
+            completed_count: row.try_get("completed_count")?,
+            failed_count: row.try_get("failed_count")?,
+            skipped_count: row.try_get("skipped_count")?,
+        },
+        error_message: row.try_get("error_message")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    }
+    .into_task()
+}
+
+impl PgStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
+        let connect: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn fetch_task(conn: &mut PgConnection, user: UserId, id: i64) -> Result<Option<Task>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM invite_tasks WHERE id = $1 AND user_id = $2");
+        let row = sqlx::query(&sql).bind(id).bind(user.get()).fetch_optional(&mut *conn).await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_audit(
+        conn: &mut PgConnection,
+        user: UserId,
+        action: &str,
+        object_id: i64,
+        details: Value,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (user_id, action, object_type, object_id, request_id, client_addr, details, created_at) \
+             VALUES ($1, $2, 'task', $3, $4, $5, $6, $7)",
+        )
+        .bind(user.get())
+        .bind(action)
+        .bind(object_id.to_string())
+        .bind(&meta.request_id)
+        .bind(&meta.client_addr)
+        .bind(details)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+fn push_task_filters<'a>(qb: &mut sqlx::QueryBuilder<'a, Postgres>, user: UserId, q: &'a TaskQuery) {
+    qb.push(" FROM invite_tasks WHERE user_id = ").push_bind(user.get());
+    if !q.statuses.is_empty() {
+        qb.push(" AND status::text = ANY(")
+            .push_bind(q.statuses.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>())
+            .push(")");
+    }
+    if let Some(p) = q.platform {
+        qb.push(" AND platform = ").push_bind(p.as_str());
+    }
+    if let Some(p) = q.priority {
+        qb.push(" AND priority = ").push_bind(p.db_str()).push("::taskpriority");
+    }
+    if let Some(name) = &q.name_contains {
+        qb.push(" AND name_folded LIKE ").push_bind(like_contains(name)).push(" ESCAPE '\\'");
+    }
+    if let Some(t) = q.created_from {
+        qb.push(" AND created_at >= ").push_bind(t);
+    }
+    if let Some(t) = q.created_to {
+        qb.push(" AND created_at <= ").push_bind(t);
+    }
+}
+
+fn sort_expr(field: TaskSortField) -> &'static str {
+    match field {
+        TaskSortField::CreatedAt => "created_at",
+        TaskSortField::UpdatedAt => "updated_at",
+        // Byte order of the folded name: the same on SQLite, and independent of the database locale.
+        TaskSortField::Name => "name_folded COLLATE \"C\"",
+        TaskSortField::Priority => "priority",
+        TaskSortField::Status => "status",
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<usize> {
+        let pending = self.pending_migrations().await?;
+        MIGRATOR.run(&self.pool).await?;
+        Ok(pending)
+    }
+
+    async fn pending_migrations(&self) -> Result<usize> {
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: Vec<i64> = match exists {
+            Some(_) => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?,
+            None => Vec::new(),
+        };
+        Ok(count_pending(&MIGRATOR, &applied))
+    }
+
+    async fn create_task(&self, user: UserId, spec: &TaskSpec, now: DateTime<Utc>, meta: &RequestMeta) -> Result<Task> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO invite_tasks (user_id, name, name_folded, description, platform, action_type, target_channel, \
+             message_template, status, priority, scheduled_start, settings, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::taskstatus, $10::taskpriority, $11, $12, $13, $13) RETURNING id",
+        )
+        .bind(user.get())
+        .bind(&spec.name)
+        .bind(fold(&spec.name))
+        .bind(&spec.description)
+        .bind(spec.platform.as_str())
+        .bind(spec.action_type.as_str())
+        .bind(spec.target_channel.as_ref().map(ToString::to_string))
+        .bind(spec.message_template.as_ref().map(|t| t.as_str()))
+        .bind(TaskStatus::Pending.as_str())
+        .bind(spec.priority.db_str())
+        .bind(spec.scheduled_start)
+        .bind(Value::Object(spec.settings.clone()))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::insert_audit(&mut tx, user, audit_action::TASK_CREATE, id, Value::Object(Default::default()), now, meta)
+            .await?;
+        let task = Self::fetch_task(&mut tx, user, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    async fn get_task(&self, user: UserId, id: i64) -> Result<Option<Task>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::fetch_task(&mut conn, user, id).await
+    }
+
+    async fn list_tasks(&self, user: UserId, q: &TaskQuery) -> Result<Page<Task>> {
+        let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*)");
+        push_task_filters(&mut count, user, q);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        let mut select = sqlx::QueryBuilder::new(format!("SELECT {TASK_COLUMNS}"));
+        push_task_filters(&mut select, user, q);
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        select
+            .push(format!(" ORDER BY {} {dir}, id {dir} LIMIT ", sort_expr(q.sort)))
+            .push_bind(i64::from(q.page.page_size))
+            .push(" OFFSET ")
+            .push_bind(q.page.offset());
+        let rows = select.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(task_from_row).collect::<Result<_>>()?;
+        Ok(Page { items, total, request: q.page })
+    }
+
+    async fn update_task(
+        &self,
+        user: UserId,
+        id: i64,
+        expected_version: i64,
+        spec: &TaskSpec,
+        changed: &[&str],
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<UpdateOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE invite_tasks SET name = $1, name_folded = $2, description = $3, platform = $4, action_type = $5, \
+             target_channel = $6, message_template = $7, priority = $8::taskpriority, scheduled_start = $9, \
+             settings = $10, version = version + 1, updated_at = $11 \
+             WHERE id = $12 AND user_id = $13 AND version = $14",
+        )
+        .bind(&spec.name)
+        .bind(fold(&spec.name))
+        .bind(&spec.description)
+        .bind(spec.platform.as_str())
+        .bind(spec.action_type.as_str())
+        .bind(spec.target_channel.as_ref().map(ToString::to_string))
+        .bind(spec.message_template.as_ref().map(|t| t.as_str()))
+        .bind(spec.priority.db_str())
+        .bind(spec.scheduled_start)
+        .bind(Value::Object(spec.settings.clone()))
+        .bind(now)
+        .bind(id)
+        .bind(user.get())
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(match Self::fetch_task(&mut tx, user, id).await? {
+                Some(_) => UpdateOutcome::Stale,
+                None => UpdateOutcome::NotFound,
+            });
+        }
+        Self::insert_audit(&mut tx, user, audit_action::TASK_UPDATE, id, changed_details(changed), now, meta).await?;
+        let task = Self::fetch_task(&mut tx, user, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
+        tx.commit().await?;
+        Ok(UpdateOutcome::Updated(task))
+    }
+
+    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta) -> Result<DeleteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "DELETE FROM invite_tasks WHERE id = $1 AND user_id = $2 AND status <> 'IN_PROGRESS' RETURNING name",
+        )
+        .bind(id)
+        .bind(user.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(name) = name else {
+            return Ok(match Self::fetch_task(&mut tx, user, id).await? {
+                Some(_) => DeleteOutcome::Running,
+                None => DeleteOutcome::NotFound,
+            });
+        };
+        Self::insert_audit(&mut tx, user, audit_action::TASK_DELETE, id, serde_json::json!({ "name": name }), now, meta)
+            .await?;
+        tx.commit().await?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    async fn list_audit(&self, user: UserId, page: PageRequest) -> Result<Page<AuditEntry>> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE user_id = $1")
+            .bind(user.get())
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT id, action, object_type, object_id, request_id, client_addr, details, created_at \
+             FROM audit_log WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(user.get())
+        .bind(i64::from(page.page_size))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    user_id: user,
+                    action: row.try_get("action")?,
+                    object_type: row.try_get("object_type")?,
+                    object_id: row.try_get("object_id")?,
+                    request_id: row.try_get("request_id")?,
+                    client_addr: row.try_get("client_addr")?,
+                    details: row.try_get("details")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Page { items, total, request: page })
+    }
+}
