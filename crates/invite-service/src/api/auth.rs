@@ -1,0 +1,111 @@
+//! `Authorization: Bearer <JWT>` (HS256, shared secret). The user id comes from the token only.
+
+use std::sync::Arc;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use chrono::Duration;
+use clock::SharedClock;
+use domain::UserId;
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Map, Value};
+
+use crate::{api::error::ApiError, api::AppState, secrets::Secret};
+
+/// Tolerated clock difference between the token's issuer and this service.
+const LEEWAY_SECONDS: i64 = 30;
+
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    user_claim: String,
+    clock: SharedClock,
+}
+
+impl Authenticator {
+    pub fn new(secret: &Secret, user_claim: String, clock: SharedClock) -> Self {
+        let bytes = secret.expose().as_bytes();
+        Self { decoding: DecodingKey::from_secret(bytes), encoding: EncodingKey::from_secret(bytes), user_claim, clock }
+    }
+
+    /// Signs a token for `user` valid for `ttl` (the `token` command).
+    pub fn issue(&self, user: UserId, ttl: Duration) -> String {
+        let now = self.clock.now().timestamp();
+        let claims = json!({
+            self.user_claim.clone(): user.get(),
+            "sub": user.get().to_string(),
+            "iat": now,
+            "exp": now + ttl.num_seconds(),
+        });
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing cannot fail")
+    }
+
+    /// Checks a token and returns whose it is.
+    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+        let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked below against the service clock, not the system time.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).map_err(|e| {
+            unauthorized(match e.kind() {
+                ErrorKind::InvalidSignature => "invalid token: signature does not match",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "invalid token: algorithm must be HS256",
+                _ => "invalid token: not a well-formed JWT",
+            })
+        })?;
+        let claims = data.claims;
+        let now = self.clock.now().timestamp();
+        match claims.get("exp").and_then(Value::as_i64) {
+            None => return Err(unauthorized("invalid token: it has no numeric exp (expiry) claim")),
+            Some(exp) if exp + LEEWAY_SECONDS < now => return Err(unauthorized("token expired")),
+            Some(_) => {}
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
+            if nbf - LEEWAY_SECONDS > now {
+                return Err(unauthorized("token not valid yet (nbf is in the future)"));
+            }
+        }
+        let user = [claims.get(&self.user_claim), claims.get("sub")]
+            .into_iter()
+            .flatten()
+            .find_map(numeric_user_id);
+        user.ok_or_else(|| {
+            ApiError::Unauthorized(format!("invalid token: no user id in claim {:?} nor a numeric sub", self.user_claim))
+        })
+    }
+}
+
+fn numeric_user_id(v: &Value) -> Option<UserId> {
+    let id = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    id.and_then(UserId::new)
+}
+
+/// The authenticated caller. Handlers that take it answer 401 before doing anything else.
+pub struct AuthUser(pub UserId);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be 'Bearer <token>'".into()))?;
+        let user = state.auth.verify(token)?;
+        tracing::Span::current().record("user_id", user.get());
+        Ok(AuthUser(user))
+    }
+}
+
+pub type SharedAuthenticator = Arc<Authenticator>;

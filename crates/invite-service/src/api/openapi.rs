@@ -1,0 +1,231 @@
+//! The OpenAPI 3.1 document of the API, served at `/api/v1/invite/openapi.json`. A test checks that
+//! every route the router serves is described here.
+
+use serde_json::{json, Value};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for code in codes {
+        let (description, schema) = match *code {
+            "401" => ("Missing, malformed, expired or wrongly signed token", "HTTPError"),
+            "404" => ("No such task among the caller's own", "HTTPError"),
+            "409" => ("The task's status forbids this", "HTTPError"),
+            "413" => ("Request body too large", "HTTPError"),
+            "415" => ("Content-Type is not application/json", "HTTPError"),
+            "422" => ("Validation error: each item names its field in `loc`", "HTTPValidationError"),
+            "503" => ("The database is unavailable", "HTTPError"),
+            _ => ("Error", "HTTPError"),
+        };
+        out.insert(
+            code.to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+        );
+    }
+    Value::Object(out)
+}
+
+fn with_errors(mut ok: Value, codes: &[&str]) -> Value {
+    if let (Some(map), Value::Object(errors)) = (ok.as_object_mut(), error_responses(codes)) {
+        map.extend(errors);
+    }
+    ok
+}
+
+fn json_ok(code: &str, description: &str, schema: &str) -> Value {
+    json!({ code: {"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}})
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+fn task_id_param() -> Value {
+    json!({"name": "task_id", "in": "path", "required": true, "description": "The task's id", "schema": {"type": "integer", "minimum": 1}})
+}
+
+fn page_params() -> Vec<Value> {
+    vec![
+        query_param("page", "1-based page number", json!({"type": "integer", "minimum": 1, "default": 1})),
+        query_param("page_size", "Items per page", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20})),
+    ]
+}
+
+fn task_fields(required: bool) -> Value {
+    let nullable = |t: &str| json!([t, "null"]);
+    let mut props = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Shown to the user; trimmed"},
+        "description": {"type": nullable("string"), "maxLength": 1000},
+        "platform": {"type": "string", "enum": ["telegram", "instagram", "whatsapp"], "default": "telegram",
+                     "description": "Any case. instagram and whatsapp answer 422 \"platform not supported yet\""},
+        "action_type": {"type": "string", "enum": ["invite_to_group", "send_message"],
+                        "description": "Alias: settings.invite_type = group_invite | message"},
+        "target_channel": {"type": nullable("string"),
+                           "description": "Required for invites: @name, name, https://t.me/name, t.me/+hash or t.me/joinchat/hash invite links, t.me/c/<id>, or a numeric chat id (also as an integer). Alias: settings.group_id. Returned normalised."},
+        "message_template": {"type": nullable("string"), "maxLength": 4096,
+                             "description": "Required for messages. Placeholders {username}, {first_name}, {last_name}; {{ and }} write literal braces. Alias: invite_message"},
+        "priority": {"type": "string", "enum": ["HIGH", "NORMAL", "LOW"], "default": "NORMAL",
+                     "description": "Any case; MEDIUM = NORMAL, URGENT = HIGH"},
+        "scheduled_start": {"type": nullable("string"), "format": "date-time",
+                            "description": "Must be in the future (at most 365 days ahead); without an offset it is UTC"},
+        "settings": {"type": "object", "description": "Free JSON object, at most 16 KiB", "additionalProperties": true}
+    });
+    if required {
+        props["status"] = json!({"type": "string", "enum": ["PENDING"], "description": "Optional; a new task is always PENDING"});
+    }
+    props
+}
+
+pub fn document() -> Value {
+    let task_paths_errors = ["401", "404", "422", "503"];
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Invite Service API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Invite and direct-message campaigns over users' own messenger accounts.\n\nAuthenticate with `Authorization: Bearer <JWT>` (HS256). The user id comes from the token's user_id claim (or a numeric sub). Another user's task answers 404. Errors are {\"detail\": \"...\"}, validation errors {\"detail\": [{\"loc\", \"msg\", \"type\"}]}."
+        },
+        "tags": [
+            {"name": "tasks", "description": "Campaign management"},
+            {"name": "audit", "description": "The caller's own audit trail"},
+            {"name": "service", "description": "Health and documentation"}
+        ],
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/api/v1/invite/health": {
+                "get": {
+                    "tags": ["service"], "summary": "Health check", "security": [],
+                    "description": "No authentication. 503 when the database does not answer within 2 s.",
+                    "responses": with_errors(json_ok("200", "Service and database answer", "Health"), &["503"])
+                }
+            },
+            "/api/v1/invite/tasks": {
+                "post": {
+                    "tags": ["tasks"], "summary": "Create a task",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskCreate"}}}},
+                    "responses": with_errors(json_ok("201", "Created; Location names the new task", "Task"), &["401", "413", "415", "422", "503"])
+                },
+                "get": {
+                    "tags": ["tasks"], "summary": "List the caller's tasks",
+                    "parameters": page_params().into_iter().chain([
+                        query_param("status", "One or more statuses, comma-separated, any case", json!({"type": "string", "example": "PENDING,PAUSED"})),
+                        query_param("platform", "Platform", json!({"type": "string", "enum": ["telegram", "instagram", "whatsapp"]})),
+                        query_param("priority", "Priority (MEDIUM = NORMAL)", json!({"type": "string", "enum": ["HIGH", "NORMAL", "LOW"]})),
+                        query_param("name", "Case-insensitive substring of the name, any script", json!({"type": "string", "maxLength": 255})),
+                        query_param("created_from", "Created at or after (ISO 8601)", json!({"type": "string", "format": "date-time"})),
+                        query_param("created_to", "Created at or before (ISO 8601)", json!({"type": "string", "format": "date-time"})),
+                        query_param("sort_by", "Sort field", json!({"type": "string", "enum": ["created_at", "updated_at", "name", "priority", "status"], "default": "created_at"})),
+                        query_param("sort_order", "Sort direction", json!({"type": "string", "enum": ["asc", "desc"], "default": "desc"})),
+                    ]).collect::<Vec<_>>(),
+                    "responses": with_errors(json_ok("200", "One page of tasks", "TaskList"), &["401", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}": {
+                "get": {
+                    "tags": ["tasks"], "summary": "Get a task", "parameters": [task_id_param()],
+                    "responses": with_errors(json_ok("200", "The task", "Task"), &task_paths_errors)
+                },
+                "put": {
+                    "tags": ["tasks"], "summary": "Update a task",
+                    "description": "Fields left out keep their values; null clears an optional field. PENDING: any field. PAUSED: only name, description and priority (409 naming the field). IN_PROGRESS or finished: 409 naming the status.",
+                    "parameters": [task_id_param()],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskUpdate"}}}},
+                    "responses": with_errors(json_ok("200", "The updated task", "Task"), &["401", "404", "409", "413", "415", "422", "503"])
+                },
+                "delete": {
+                    "tags": ["tasks"], "summary": "Delete a task",
+                    "description": "A running (IN_PROGRESS) task must be cancelled first (409).",
+                    "parameters": [task_id_param()],
+                    "responses": with_errors(json!({"204": {"description": "Deleted"}}), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/audit": {
+                "get": {
+                    "tags": ["audit"], "summary": "The caller's audit entries, newest first", "parameters": page_params(),
+                    "responses": with_errors(json_ok("200", "One page of audit entries", "AuditList"), &["401", "422", "503"])
+                }
+            },
+            "/api/v1/invite/openapi.json": {
+                "get": {"tags": ["service"], "summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
+            },
+            "/api/v1/invite/docs": {
+                "get": {"tags": ["service"], "summary": "Interactive documentation (works offline)", "security": [], "responses": {"200": {"description": "HTML page"}}}
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {
+                "TaskCreate": {
+                    "type": "object",
+                    "required": ["name", "action_type"],
+                    "properties": task_fields(true),
+                    "example": {"name": "Launch invites", "action_type": "invite_to_group", "target_channel": "@my_group", "priority": "HIGH"}
+                },
+                "TaskUpdate": {"type": "object", "properties": task_fields(false), "example": {"name": "Renamed", "priority": "LOW"}},
+                "Task": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"}, "user_id": {"type": "integer"},
+                        "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+                        "platform": {"type": "string"}, "action_type": {"type": "string", "enum": ["invite_to_group", "send_message"]},
+                        "target_channel": {"type": ["string", "null"]}, "message_template": {"type": ["string", "null"]},
+                        "priority": {"type": "string", "enum": ["HIGH", "NORMAL", "LOW"]},
+                        "scheduled_start": {"type": ["string", "null"], "format": "date-time"},
+                        "settings": {"type": "object"},
+                        "status": {"type": "string", "enum": ["PENDING", "IN_PROGRESS", "PAUSED", "COMPLETED", "FAILED", "CANCELLED"]},
+                        "status_reason": {"type": ["string", "null"]},
+                        "target_count": {"type": "integer"}, "completed_count": {"type": "integer"},
+                        "failed_count": {"type": "integer"}, "skipped_count": {"type": "integer"},
+                        "progress_percentage": {"type": "number"},
+                        "error_message": {"type": ["string", "null"]},
+                        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
+                        "started_at": {"type": ["string", "null"], "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"}
+                    }
+                },
+                "TaskList": page_schema("Task"),
+                "AuditEntry": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"}, "user_id": {"type": "integer"},
+                        "action": {"type": "string", "example": "task.update"},
+                        "object_type": {"type": "string"}, "object_id": {"type": "string"},
+                        "request_id": {"type": "string"}, "client_addr": {"type": ["string", "null"]},
+                        "details": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "AuditList": page_schema("AuditEntry"),
+                "Health": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                        "version": {"type": "string"},
+                        "store": {"type": "object", "properties": {"backend": {"type": "string"}, "status": {"type": "string"}}}
+                    }
+                },
+                "HTTPError": {"type": "object", "properties": {"detail": {"type": "string"}}},
+                "ValidationError": {
+                    "type": "object",
+                    "properties": {
+                        "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                        "msg": {"type": "string"}, "type": {"type": "string"}
+                    }
+                },
+                "HTTPValidationError": {
+                    "type": "object",
+                    "properties": {"detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}}
+                }
+            }
+        }
+    })
+}
+
+fn page_schema(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+            "total": {"type": "integer"}, "page": {"type": "integer"}, "page_size": {"type": "integer"},
+            "total_pages": {"type": "integer"}, "has_next": {"type": "boolean"}, "has_prev": {"type": "boolean"}
+        }
+    })
+}

@@ -1,0 +1,140 @@
+//! Putting the parts together: the store, the secrets, the HTTP listeners.
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context;
+use clock::SharedClock;
+use store::{SharedStore, StoreError, StoreOptions};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    api::{self, auth::Authenticator, AppState},
+    config::Config,
+    secrets::{self, Secret},
+    telemetry::Metrics,
+};
+
+/// How the schema is brought up to date at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Standalone: apply pending migrations.
+    Migrate,
+    /// Platform: refuse to start on an outdated schema (`invite-service migrate` runs separately).
+    RequireCurrent,
+}
+
+/// The JWT secret from the configuration, or (standalone) from a file generated in the data folder.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = secrets::jwt_secret_path(&config.data_dir);
+    let (secret, generated) = secrets::load_or_generate(&path)?;
+    if generated {
+        tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
+    } else {
+        tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
+    }
+    Ok(secret)
+}
+
+/// Opens the configured store, creating the SQLite file's folder on first run.
+pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
+    if let Some(path) = config.database_url.strip_prefix("sqlite:") {
+        let file = path.trim_start_matches("//").split('?').next().unwrap_or_default();
+        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+        }
+    }
+    let options = StoreOptions { max_connections: config.db_max_connections, ..StoreOptions::default() };
+    store::open(&config.database_url, &options)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url_redacted()))
+}
+
+pub async fn prepare_schema(store: &SharedStore, schema: Schema) -> anyhow::Result<()> {
+    match schema {
+        Schema::Migrate => {
+            let applied = store.migrate().await?;
+            tracing::info!(applied, backend = store.backend(), "database schema is up to date");
+        }
+        Schema::RequireCurrent => {
+            let pending = store.pending_migrations().await?;
+            if pending > 0 {
+                return Err(StoreError::SchemaOutdated(pending).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A running API server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Waits until the servers stop (after [`Running::shutdown`] or an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        for server in self.servers {
+            server.await.context("server task failed")??;
+        }
+        Ok(())
+    }
+
+    /// Stops accepting connections and lets requests in flight finish.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Starts the HTTP API (and `/metrics`) over an opened store.
+pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> anyhow::Result<Running> {
+    let secret = jwt_secret(config)?;
+    let metrics = Metrics::new();
+    let state = AppState {
+        store,
+        clock: clock.clone(),
+        auth: Arc::new(Authenticator::new(&secret, config.jwt_user_claim.clone(), clock)),
+        metrics: metrics.clone(),
+        trust_forwarded_for: config.trust_forwarded_for,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let (shutdown, signal) = watch::channel(false);
+    let mut app = api::router(state);
+    let mut servers = Vec::new();
+    let metrics_addr = match config.metrics_bind {
+        Some(bind) => {
+            let listener = bind_listener(bind, "INVITE_METRICS_BIND").await?;
+            let addr = listener.local_addr()?;
+            servers.push(serve(listener, api::metrics_router(metrics), signal.clone()));
+            Some(addr)
+        }
+        None => {
+            app = app.merge(api::metrics_router(metrics));
+            None
+        }
+    };
+    let listener = bind_listener(config.bind, "INVITE_BIND").await?;
+    let addr = listener.local_addr()?;
+    servers.push(serve(listener, app, signal));
+    tracing::info!(%addr, metrics = %metrics_addr.unwrap_or(addr), "listening");
+    Ok(Running { addr, metrics_addr, shutdown, servers })
+}
+
+async fn bind_listener(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("{var}: cannot listen on {addr}"))
+}
+
+fn serve(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
+}

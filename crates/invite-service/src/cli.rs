@@ -1,0 +1,152 @@
+//! The command line: `serve` (default), `api`, `migrate`, `token`.
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use clock::{SharedClock, SystemClock};
+use domain::UserId;
+
+use crate::{
+    api::auth::Authenticator,
+    app::{self, Schema},
+    config::{Config, ConfigError, VARIABLES},
+    telemetry,
+};
+
+fn environment_help() -> String {
+    let width = VARIABLES.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut out = String::from("Environment variables (an invalid value stops start-up with one line naming it):\n");
+    for v in VARIABLES {
+        out.push_str(&format!("  {:width$}  {}\n  {:width$}  default: {}\n", v.name, v.about, "", v.default));
+    }
+    out
+}
+
+#[derive(Parser)]
+#[command(
+    name = "invite-service",
+    version,
+    about = "Invite and direct-message campaigns over users' own messenger accounts, within every platform limit.",
+    after_help = environment_help()
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process (the default): migrates the database, then serves the API.
+    Serve,
+    /// The HTTP API alone; refuses to start on a database that `migrate` has not brought up to date.
+    Api,
+    /// Applies the embedded database migrations and exits.
+    Migrate,
+    /// Prints a JWT for a user, signed with the configured secret, to try the API with.
+    Token {
+        /// The user the token speaks for (a positive integer).
+        #[arg(long)]
+        user_id: i64,
+        /// How long the token is valid, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: chrono::Duration,
+    },
+}
+
+fn parse_ttl(v: &str) -> Result<chrono::Duration, String> {
+    let d = humantime::parse_duration(v).map_err(|e| format!("{e} (examples: 30m, 1h, 7d)"))?;
+    let d = chrono::Duration::from_std(d).map_err(|_| "too long".to_string())?;
+    if d < chrono::Duration::seconds(1) || d > chrono::Duration::days(366) {
+        return Err("must be between 1s and 366d".into());
+    }
+    Ok(d)
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_process_env() {
+        Ok(c) => c,
+        Err(ConfigError { var, problem }) => {
+            eprintln!("error: {var}: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server(&config, clock, Schema::Migrate).await,
+        Command::Api => server(&config, clock, Schema::RequireCurrent).await,
+        Command::Migrate => migrate(&config, clock).await,
+        Command::Token { user_id, ttl } => token(&config, clock, user_id, ttl),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn server(config: &Config, clock: SharedClock, schema: Schema) -> anyhow::Result<()> {
+    telemetry::init_logging(&config.log_filter, clock.clone());
+    for (var, set) in [("REDIS_URL", config.redis_url.is_some()), ("CELERY_BROKER_URL", config.broker_url.is_some())] {
+        if set {
+            tracing::warn!(variable = var, "set, but this build has no engine yet: nothing uses it");
+        }
+    }
+    tracing::info!(database = %config.database_url_redacted(), "starting");
+    let store = app::open_store(config).await?;
+    app::prepare_schema(&store, schema).await?;
+    let running = app::start(config, store, clock).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    running.shutdown();
+    running.wait().await
+}
+
+async fn migrate(config: &Config, clock: SharedClock) -> anyhow::Result<()> {
+    telemetry::init_logging(&config.log_filter, clock);
+    let store = app::open_store(config).await?;
+    app::prepare_schema(&store, Schema::Migrate).await
+}
+
+fn token(config: &Config, clock: SharedClock, user_id: i64, ttl: chrono::Duration) -> anyhow::Result<()> {
+    let user = UserId::new(user_id).ok_or_else(|| anyhow::anyhow!("--user-id must be a positive integer"))?;
+    // No logger here: stdout carries the token alone. Where the secret lives goes to stderr.
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => {
+            let path = crate::secrets::jwt_secret_path(&config.data_dir);
+            let (secret, generated) = crate::secrets::load_or_generate(&path)?;
+            if generated {
+                eprintln!("generated a JWT secret into {}", path.display());
+            }
+            secret
+        }
+    };
+    let auth = Authenticator::new(&secret, config.jwt_user_claim.clone(), clock);
+    println!("{}", auth.issue(user, ttl));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

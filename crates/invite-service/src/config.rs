@@ -1,0 +1,232 @@
+//! Configuration from environment variables. Defaults give the standalone profile: no variable set →
+//! SQLite under `./data`, the API on 127.0.0.1:8000, secrets generated into the data folder.
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
+
+use thiserror::Error;
+use url::Url;
+
+use crate::secrets::Secret;
+
+/// One documented variable: its name, its default (if any) and what it does. `--help` and the README
+/// are written from this list.
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub about: &'static str,
+}
+
+pub const VARIABLES: &[Variable] = &[
+    Variable { name: "INVITE_BIND", default: "127.0.0.1:8000", about: "address the HTTP API listens on" },
+    Variable { name: "INVITE_DATA_DIR", default: "./data", about: "folder for the SQLite database and generated secrets; created on first run" },
+    Variable { name: "DATABASE_URL", default: "sqlite:<INVITE_DATA_DIR>/invite-service.db", about: "sqlite:PATH (standalone) or postgres://USER@HOST:PORT/DB (platform)" },
+    Variable { name: "INVITE_DB_MAX_CONNECTIONS", default: "10", about: "database connection pool size (1-1000)" },
+    Variable { name: "INVITE_JWT_SECRET", default: "generated into <INVITE_DATA_DIR>/jwt-secret", about: "HS256 secret shared with the API gateway (at least 16 bytes); required with PostgreSQL" },
+    Variable { name: "INVITE_JWT_USER_CLAIM", default: "user_id", about: "JWT claim holding the user id (a numeric `sub` is the fallback)" },
+    Variable { name: "INVITE_METRICS_BIND", default: "(unset: /metrics on the API listener)", about: "separate address for the Prometheus /metrics endpoint" },
+    Variable { name: "INVITE_MAX_BODY_BYTES", default: "1048576", about: "largest accepted JSON request body, in bytes" },
+    Variable { name: "INVITE_TRUST_FORWARDED_FOR", default: "false", about: "take the client address for the audit log from X-Forwarded-For (set only behind a trusted proxy)" },
+    Variable { name: "INVITE_LOG", default: "info", about: "log filter (tracing EnvFilter syntax, e.g. `info,sqlx=warn`); logs are JSON lines on stdout" },
+    Variable { name: "REDIS_URL", default: "(unset: in-process)", about: "redis:// URL for the shared cache and live events (platform profile)" },
+    Variable { name: "CELERY_BROKER_URL", default: "(unset: in-process)", about: "amqp:// URL of RabbitMQ for the work queues (platform profile)" },
+    Variable { name: "VAULT_ADDR", default: "(unset)", about: "Vault address for AppRole secrets (platform profile; not supported by this build yet)" },
+    Variable { name: "VAULT_ROLE_ID", default: "(unset)", about: "Vault AppRole role id (with VAULT_ADDR)" },
+    Variable { name: "VAULT_SECRET_ID", default: "(unset)", about: "Vault AppRole secret id (with VAULT_ADDR)" },
+];
+
+/// A configuration problem: one line that names the variable.
+#[derive(Debug, Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { var, problem: problem.into() }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub metrics_bind: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_user_claim: String,
+    pub max_body_bytes: usize,
+    pub trust_forwarded_for: bool,
+    pub log_filter: String,
+    pub redis_url: Option<Url>,
+    pub broker_url: Option<Url>,
+}
+
+impl Config {
+    pub fn from_process_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    pub fn from_vars(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let bind = parse_addr("INVITE_BIND", get("INVITE_BIND").unwrap_or("127.0.0.1:8000"))?;
+        let metrics_bind = get("INVITE_METRICS_BIND").map(|v| parse_addr("INVITE_METRICS_BIND", v)).transpose()?;
+        let data_dir = PathBuf::from(get("INVITE_DATA_DIR").unwrap_or("./data"));
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => check_database_url(url)?,
+            None => format!("sqlite:{}", data_dir.join("invite-service.db").display()),
+        };
+        let db_max_connections = parse_number("INVITE_DB_MAX_CONNECTIONS", get("INVITE_DB_MAX_CONNECTIONS"), 10, 1, 1000)?;
+        let max_body_bytes =
+            parse_number("INVITE_MAX_BODY_BYTES", get("INVITE_MAX_BODY_BYTES"), 1 << 20, 1024, 64 << 20)? as usize;
+        let jwt_secret = get("INVITE_JWT_SECRET").map(|v| {
+            if v.len() < 16 {
+                Err(bad("INVITE_JWT_SECRET", format!("must be at least 16 bytes long (got {})", v.len())))
+            } else {
+                Ok(Secret::new(v.to_string()))
+            }
+        });
+        let jwt_secret = jwt_secret.transpose()?;
+        if jwt_secret.is_none() && !database_url.starts_with("sqlite:") {
+            return Err(bad(
+                "INVITE_JWT_SECRET",
+                "required with a PostgreSQL DATABASE_URL: every replica must verify tokens with the same secret",
+            ));
+        }
+        let jwt_user_claim = get("INVITE_JWT_USER_CLAIM").unwrap_or("user_id").to_string();
+        let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
+        let log_filter = get("INVITE_LOG").unwrap_or("info").to_string();
+        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| bad("INVITE_LOG", e.to_string()))?;
+
+        let redis_url = get("REDIS_URL").map(|v| parse_url("REDIS_URL", v, &["redis", "rediss"])).transpose()?;
+        let broker_url =
+            get("CELERY_BROKER_URL").map(|v| parse_url("CELERY_BROKER_URL", v, &["amqp", "amqps"])).transpose()?;
+        if let Some(addr) = get("VAULT_ADDR") {
+            parse_url("VAULT_ADDR", addr, &["http", "https"])?;
+            return Err(bad(
+                "VAULT_ADDR",
+                "Vault is not supported by this build yet; unset it and give INVITE_JWT_SECRET instead",
+            ));
+        }
+        for var in ["VAULT_ROLE_ID", "VAULT_SECRET_ID"] {
+            if get(var).is_some() {
+                return Err(bad(var, "is set but VAULT_ADDR is not"));
+            }
+        }
+        Ok(Self {
+            bind,
+            metrics_bind,
+            data_dir,
+            database_url,
+            db_max_connections,
+            jwt_secret,
+            jwt_user_claim,
+            max_body_bytes,
+            trust_forwarded_for,
+            log_filter,
+            redis_url,
+            broker_url,
+        })
+    }
+
+    /// The database URL without its password, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+}
+
+fn parse_addr(var: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| bad(var, format!("must be an IP address and port such as 127.0.0.1:8000 (got {v:?})")))
+}
+
+fn parse_number(var: &'static str, v: Option<&str>, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(bad(var, format!("must be a whole number from {min} to {max} (got {v:?})"))),
+    }
+}
+
+fn parse_bool(var: &'static str, v: Option<&str>) -> Result<bool, ConfigError> {
+    match v.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0" | "false" | "no" | "off") => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some(other) => Err(bad(var, format!("must be true or false (got {other:?})"))),
+    }
+}
+
+fn parse_url(var: &'static str, v: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
+    let url = Url::parse(v).map_err(|e| bad(var, format!("is not a valid URL ({e})")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(bad(var, format!("must use {} (got {}:)", schemes.join(" or "), url.scheme())));
+    }
+    Ok(url)
+}
+
+fn check_database_url(v: &str) -> Result<String, ConfigError> {
+    let scheme = v.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(v.to_string()),
+        "postgres" | "postgresql" => {
+            parse_url("DATABASE_URL", v, &["postgres", "postgresql"])?;
+            Ok(v.to_string())
+        }
+        _ => Err(bad("DATABASE_URL", format!("must start with sqlite: or postgres:// (got {scheme:?})"))),
+    }
+}
+
+/// Replaces a URL's password with `***`.
+pub fn redact_url(v: &str) -> String {
+    match Url::parse(v) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn error_of(pairs: &[(&str, &str)]) -> String {
+        Config::from_vars(&vars(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn nothing_set_gives_the_standalone_profile() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.database_url, "sqlite:./data/invite-service.db");
+        assert!(c.jwt_secret.is_none());
+        assert_eq!(c.jwt_user_claim, "user_id");
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_variable() {
+        assert!(error_of(&[("INVITE_BIND", "localhost")]).starts_with("INVITE_BIND: "));
+        assert!(error_of(&[("DATABASE_URL", "mysql://x")]).starts_with("DATABASE_URL: "));
+        assert!(error_of(&[("INVITE_DB_MAX_CONNECTIONS", "0")]).starts_with("INVITE_DB_MAX_CONNECTIONS: "));
+        assert!(error_of(&[("INVITE_JWT_SECRET", "short")]).starts_with("INVITE_JWT_SECRET: "));
+        assert!(error_of(&[("DATABASE_URL", "postgres://u@h/db")]).starts_with("INVITE_JWT_SECRET: required"));
+        assert!(error_of(&[("REDIS_URL", "http://x")]).starts_with("REDIS_URL: "));
+        assert!(error_of(&[("INVITE_TRUST_FORWARDED_FOR", "maybe")]).starts_with("INVITE_TRUST_FORWARDED_FOR: "));
+        assert!(error_of(&[("INVITE_LOG", "info,[")]).starts_with("INVITE_LOG: "));
+        assert!(error_of(&[("VAULT_ROLE_ID", "r")]).starts_with("VAULT_ROLE_ID: "));
+    }
+
+    #[test]
+    fn secrets_never_reach_error_text_or_logs() {
+        let err = error_of(&[("DATABASE_URL", "postgres://u:hunter2@h/db"), ("INVITE_BIND", "x")]);
+        assert!(!err.contains("hunter2"));
+        assert_eq!(redact_url("postgres://u:hunter2@h:5432/db"), "postgres://u:***@h:5432/db");
+        let c = Config::from_vars(&vars(&[("INVITE_JWT_SECRET", "0123456789abcdef-secret")])).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+}

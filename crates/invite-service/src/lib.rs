@@ -1,0 +1,8 @@
+//! The Invite Service: configuration, the HTTP API and telemetry around the domain and the store.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod secrets;
+pub mod telemetry;

@@ -1,0 +1,10 @@
+//! HTTP-level tests: each runs the real service on a random port over a fresh database, once on
+//! SQLite and once on PostgreSQL.
+
+mod support;
+
+mod auth;
+mod listing;
+mod service;
+mod tasks;
+mod validation;

@@ -1,0 +1,226 @@
+//! `spawn_app()`: the real service on a random port over a fresh database of either backend.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use clock::{ManualClock, SharedClock};
+use domain::UserId;
+use invite_service::{
+    api::auth::Authenticator,
+    app::{self, Running, Schema},
+    config::Config,
+    secrets::Secret,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the PostgreSQL test databases are created; each test gets its own.
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Removes the test's database when the test ends, pass or fail.
+enum DbGuard {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        match self {
+            DbGuard::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            DbGuard::Postgres(name) => {
+                let name = name.clone();
+                // Drop runs inside the test's runtime; a fresh thread may block on its own runtime.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    rt.block_on(async {
+                        use sqlx::Executor;
+                        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await {
+                            let _ = conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    pub database_url: String,
+    auth: Authenticator,
+    running: Running,
+    _db: DbGuard,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let unique = format!("invite_test_{}", uuid::Uuid::new_v4().simple());
+    let (database_url, guard) = match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(&unique);
+            std::fs::create_dir_all(&dir).unwrap();
+            (format!("sqlite:{}", dir.join("invite.db").display()), DbGuard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            use sqlx::Executor;
+            let admin = postgres_admin_url();
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL is required for these tests ({admin}): {e}"));
+            conn.execute(format!("CREATE DATABASE \"{unique}\"").as_str()).await.unwrap();
+            let mut url = url::Url::parse(&admin).unwrap();
+            url.set_path(&unique);
+            (url.to_string(), DbGuard::Postgres(unique.clone()))
+        }
+    };
+    let data_dir = std::env::temp_dir().join(format!("{unique}_data"));
+    let vars = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("INVITE_BIND", "127.0.0.1:0"),
+        ("INVITE_JWT_SECRET", JWT_SECRET),
+        ("INVITE_DATA_DIR", data_dir.to_str().unwrap()),
+        ("INVITE_MAX_BODY_BYTES", "65536"),
+    ];
+    let config = Config::from_vars(&vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+    let clock = ManualClock::new(start_time());
+    let shared: SharedClock = Arc::new(clock.clone());
+    let store = app::open_store(&config).await.unwrap();
+    app::prepare_schema(&store, Schema::Migrate).await.unwrap();
+    let running = app::start(&config, store, shared.clone()).await.unwrap();
+    TestApp {
+        base: format!("http://{}", running.addr),
+        client: reqwest::Client::new(),
+        clock,
+        backend,
+        database_url: config.database_url.clone(),
+        auth: Authenticator::new(&Secret::new(JWT_SECRET.into()), "user_id".into(), shared),
+        running,
+        _db: guard,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `detail` text of an error.
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_else(|| panic!("no detail text in {}", self.body))
+    }
+
+    /// `loc` joined with dots and `msg` of each validation error.
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        self.body["detail"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a validation error: {} {}", self.status, self.body))
+            .iter()
+            .map(|e| {
+                let loc: Vec<String> = e["loc"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+                (loc.join("."), e["msg"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, user: i64) -> String {
+        self.auth.issue(UserId::new(user).unwrap(), Duration::hours(1))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/invite{path}", self.base)
+    }
+
+    /// Sends a request as `user` (None: no Authorization header) with a JSON body.
+    pub async fn call(&self, method: Method, path: &str, user: Option<i64>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(self.token(user));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn create(&self, user: i64, body: Value) -> Value {
+        let reply = self.call(Method::POST, "/tasks", Some(user), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    /// Puts a task into a status directly in the database, as the engine would.
+    pub async fn force_status(&self, id: i64, status: &str) {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query("UPDATE invite_tasks SET status = ?, version = version + 1 WHERE id = ?")
+                    .bind(status).bind(id).execute(&mut c).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query("UPDATE invite_tasks SET status = $1::taskstatus, version = version + 1 WHERE id = $2")
+                    .bind(status).bind(id).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown();
+        self.running.wait().await.unwrap();
+    }
+}
+
+async fn read(resp: reqwest::Response) -> Reply {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply { status, headers, body }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name($crate::support::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name($crate::support::Backend::Postgres).await } )*
+        }
+    };
+}
