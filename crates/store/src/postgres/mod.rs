@@ -131,8 +131,9 @@ fn sort_expr(field: TaskSortField) -> &'static str {
         TaskSortField::UpdatedAt => "updated_at",
         // Byte order of the folded name: the same on SQLite, and independent of the database locale.
         TaskSortField::Name => "name_folded COLLATE \"C\"",
-        TaskSortField::Priority => "priority",
-        TaskSortField::Status => "status",
+        // Qualified: the bare names would sort by the `::text` output columns, alphabetically.
+        TaskSortField::Priority => "invite_tasks.priority",
+        TaskSortField::Status => "invite_tasks.status",
     }
 }
 
