@@ -39,7 +39,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(Mutex::new(to_micros(start))) }
+        Self {
+            now: Arc::new(Mutex::new(to_micros(start))),
+        }
     }
 
     pub fn set(&self, t: DateTime<Utc>) {

@@ -74,7 +74,10 @@ impl ChannelRef {
                     .and_then(|p| p.parse().ok())
                     .filter(|n| *n > 0)
                     .ok_or(ChannelRefError::Id)?;
-                format!("-100{internal}").parse().map(Self::Id).map_err(|_| ChannelRefError::Id)
+                format!("-100{internal}")
+                    .parse()
+                    .map(Self::Id)
+                    .map_err(|_| ChannelRefError::Id)
             }
             "s" => Ok(Self::Username(Username::parse(parts.next().unwrap_or_default())?)),
             name => Ok(Self::Username(Username::parse(name)?)),
@@ -95,7 +98,9 @@ fn parse_id(s: &str) -> Option<Result<ChannelRef, ChannelRefError>> {
 
 fn invite_link(hash: &str) -> Result<ChannelRef, ChannelRefError> {
     let ok = (1..=64).contains(&hash.len())
-        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(ChannelRef::InviteLink(hash.to_string()))
     } else {
@@ -148,7 +153,10 @@ mod tests {
             Err(ChannelRefError::Host("example.com".into()))
         );
         assert_eq!(ChannelRef::parse("https://t.me/"), Err(ChannelRefError::NoPath));
-        assert_eq!(ChannelRef::parse("t.me/+"), Err(ChannelRefError::InviteHash(String::new())));
+        assert_eq!(
+            ChannelRef::parse("t.me/+"),
+            Err(ChannelRefError::InviteHash(String::new()))
+        );
         assert!(matches!(ChannelRef::parse("@ab"), Err(ChannelRefError::Username(_))));
         assert!(matches!(ChannelRef::parse("канал"), Err(ChannelRefError::Username(_))));
     }

@@ -259,7 +259,12 @@ mod tests {
 
     #[test]
     fn progress_counts_every_final_state() {
-        let c = TaskCounters { target_count: 3, completed_count: 1, failed_count: 0, skipped_count: 1 };
+        let c = TaskCounters {
+            target_count: 3,
+            completed_count: 1,
+            failed_count: 0,
+            skipped_count: 1,
+        };
         assert_eq!(c.progress_percentage(), 66.67);
         assert_eq!(TaskCounters::default().progress_percentage(), 0.0);
     }

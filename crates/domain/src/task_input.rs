@@ -100,8 +100,14 @@ pub fn parse_new_task(body: &Value, now: DateTime<Utc>) -> Result<TaskSpec, Fiel
         let sent = |invalid: bool, value: bool| invalid || value;
         check_needs(
             action,
-            sent(target_channel == Sent::Invalid, matches!(target_channel, Sent::Value(_))),
-            sent(message_template == Sent::Invalid, matches!(message_template, Sent::Value(_))),
+            sent(
+                target_channel == Sent::Invalid,
+                matches!(target_channel, Sent::Value(_)),
+            ),
+            sent(
+                message_template == Sent::Invalid,
+                matches!(message_template, Sent::Value(_)),
+            ),
             &mut errors,
         );
     }
@@ -172,22 +178,29 @@ pub fn apply_update(task: &Task, body: &Value, now: DateTime<Utc>) -> Result<Tas
             errors.take(check_schedule(at, now));
         }
     }
-    check_needs(spec.action_type, spec.target_channel.is_some(), spec.message_template.is_some(), &mut errors);
+    check_needs(
+        spec.action_type,
+        spec.target_channel.is_some(),
+        spec.message_template.is_some(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(UpdateError::Invalid(errors));
     }
     if let Editable::Only(allowed) = editable {
         if let Some(field) = current.changed_fields(&spec).into_iter().find(|f| !allowed.contains(f)) {
-            return Err(UpdateError::FieldLocked { field, status: task.status });
+            return Err(UpdateError::FieldLocked {
+                field,
+                status: task.status,
+            });
         }
     }
     Ok(spec)
 }
 
 fn as_object(body: &Value) -> Result<&Map<String, Value>, FieldErrors> {
-    body.as_object().ok_or_else(|| {
-        FieldError::new(&["body"], "model_attributes_type", "request body must be a JSON object").into()
-    })
+    body.as_object()
+        .ok_or_else(|| FieldError::new(&["body"], "model_attributes_type", "request body must be a JSON object").into())
 }
 
 fn require<T>(sent: Sent<T>, name: &'static str, errors: &mut FieldErrors) -> Option<T> {
@@ -213,7 +226,11 @@ fn keep_required<T>(sent: Sent<T>, name: &'static str, errors: &mut FieldErrors)
     match sent {
         Sent::Absent | Sent::Invalid => None,
         Sent::Null => {
-            errors.push(FieldError::new(&["body", name], "value_error", format!("{name} may not be null")));
+            errors.push(FieldError::new(
+                &["body", name],
+                "value_error",
+                format!("{name} may not be null"),
+            ));
             None
         }
         Sent::Value(v) => Some(v),
@@ -243,7 +260,11 @@ fn check_schedule(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), FieldErro
         return Err(FieldError::new(
             &loc,
             "value_error",
-            format!("scheduled_start must be in the future (got {}, now is {})", at.to_rfc3339(), now.to_rfc3339()),
+            format!(
+                "scheduled_start must be in the future (got {}, now is {})",
+                at.to_rfc3339(),
+                now.to_rfc3339()
+            ),
         ));
     }
     if at > now + Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
@@ -265,7 +286,9 @@ fn parse_fields(obj: &Map<String, Value>, errors: &mut FieldErrors) -> RawTask {
     let alias = |key: &str| settings_map.and_then(|m| m.get(key));
 
     let action_type = with_alias(
-        field_of(obj, field::ACTION_TYPE, errors, |v, loc| parse_word(v, loc, ActionType::parse, ActionType::names)),
+        field_of(obj, field::ACTION_TYPE, errors, |v, loc| {
+            parse_word(v, loc, ActionType::parse, ActionType::names)
+        }),
         alias(ALIAS_INVITE_TYPE).map(|v| {
             parse_word(v, &["body", "settings", ALIAS_INVITE_TYPE], ActionType::parse, || {
                 vec!["group_invite", "message"]
@@ -359,7 +382,11 @@ fn with_alias<T: PartialEq>(
 
 fn string<'a>(v: &'a Value, loc: &[&str]) -> Result<&'a str, FieldError> {
     v.as_str().ok_or_else(|| {
-        FieldError::new(loc, "string_type", format!("{} must be a string", loc.last().copied().unwrap_or("value")))
+        FieldError::new(
+            loc,
+            "string_type",
+            format!("{} must be a string", loc.last().copied().unwrap_or("value")),
+        )
     })
 }
 
@@ -381,7 +408,11 @@ fn parse_name(v: &Value, loc: &[&str]) -> Result<String, FieldError> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new(loc, "value_error", "name must not contain control characters"));
+        return Err(FieldError::new(
+            loc,
+            "value_error",
+            "name must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -435,7 +466,10 @@ fn parse_channel(v: &Value, loc: &[&str]) -> Result<ChannelRef, FieldError> {
             return Err(FieldError::new(
                 loc,
                 "string_type",
-                format!("{} must be a string (@name, t.me link) or an integer chat id", last(loc)),
+                format!(
+                    "{} must be a string (@name, t.me link) or an integer chat id",
+                    last(loc)
+                ),
             ))
         }
     };
@@ -457,7 +491,10 @@ pub fn parse_datetime(v: &Value, loc: &[&str]) -> Result<DateTime<Utc>, FieldErr
             FieldError::new(
                 loc,
                 "datetime_parsing",
-                format!("{} must be an ISO 8601 date-time such as 2026-12-01T09:00:00Z (got {s:?})", last(loc)),
+                format!(
+                    "{} must be an ISO 8601 date-time such as 2026-12-01T09:00:00Z (got {s:?})",
+                    last(loc)
+                ),
             )
         })
 }
@@ -525,7 +562,10 @@ mod tests {
         assert_eq!(spec.platform, Platform::Telegram);
         assert_eq!(spec.priority, Priority::High);
         assert_eq!(spec.target_channel.unwrap().to_string(), "@my_group");
-        assert_eq!(spec.scheduled_start.unwrap(), Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap());
+        assert_eq!(
+            spec.scheduled_start.unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 28, 6, 0, 0).unwrap()
+        );
     }
 
     #[test]
@@ -544,15 +584,35 @@ mod tests {
 
     #[test]
     fn reports_every_problem_with_its_field() {
-        let errs = errors_of(json!({"name": "", "platform": "whatsapp", "action_type": "invite_to_group",
-                                    "scheduled_start": "2020-01-01T00:00:00Z", "priority": 5}));
+        let errs = errors_of(
+            json!({"name": "", "platform": "whatsapp", "action_type": "invite_to_group",
+                                    "scheduled_start": "2020-01-01T00:00:00Z", "priority": 5}),
+        );
         let locs: Vec<&str> = errs.iter().map(|(l, _)| l.as_str()).collect();
-        assert_eq!(locs, ["body.name", "body.platform", "body.priority", "body.scheduled_start", "body.target_channel"], "{errs:?}");
+        assert_eq!(
+            locs,
+            [
+                "body.name",
+                "body.platform",
+                "body.priority",
+                "body.scheduled_start",
+                "body.target_channel"
+            ],
+            "{errs:?}"
+        );
         let errs = errors_of(json!({"name": "x", "platform": "whatsapp", "action_type": "invite_to_group"}));
-        assert_eq!(errs[0], ("body.platform".into(), "platform not supported yet: whatsapp (supported: telegram)".into()));
+        assert_eq!(
+            errs[0],
+            (
+                "body.platform".into(),
+                "platform not supported yet: whatsapp (supported: telegram)".into()
+            )
+        );
         assert_eq!(errs[1].0, "body.target_channel");
-        let errs = errors_of(json!({"name": "x", "action_type": "invite_to_group", "target_channel": "@chan_one",
-                                    "settings": {"group_id": "@chan_two"}}));
+        let errs = errors_of(
+            json!({"name": "x", "action_type": "invite_to_group", "target_channel": "@chan_one",
+                                    "settings": {"group_id": "@chan_two"}}),
+        );
         assert_eq!(errs[0].0, "body.settings.group_id");
         assert!(errs[0].1.contains("conflicts with target_channel"));
         assert_eq!(errors_of(json!([1]))[0].0, "body");
@@ -560,13 +620,25 @@ mod tests {
 
     #[test]
     fn a_paused_task_changes_only_name_description_and_priority() {
-        let spec = parse_new_task(&json!({"name": "a", "action_type": "send_message", "message_template": "Hi"}), now()).unwrap();
+        let spec = parse_new_task(
+            &json!({"name": "a", "action_type": "send_message", "message_template": "Hi"}),
+            now(),
+        )
+        .unwrap();
         let paused = stored(spec.clone(), TaskStatus::Paused);
-        let renamed = apply_update(&paused, &json!({"name": "b", "priority": "HIGH", "message_template": "Hi"}), now()).unwrap();
+        let renamed = apply_update(
+            &paused,
+            &json!({"name": "b", "priority": "HIGH", "message_template": "Hi"}),
+            now(),
+        )
+        .unwrap();
         assert_eq!((renamed.name.as_str(), renamed.priority), ("b", Priority::High));
         assert_eq!(
             apply_update(&paused, &json!({"message_template": "Hello"}), now()),
-            Err(UpdateError::FieldLocked { field: "message_template", status: TaskStatus::Paused })
+            Err(UpdateError::FieldLocked {
+                field: "message_template",
+                status: TaskStatus::Paused
+            })
         );
         let running = stored(spec.clone(), TaskStatus::InProgress);
         assert_eq!(
@@ -574,9 +646,20 @@ mod tests {
             Err(UpdateError::StatusLocked(TaskStatus::InProgress))
         );
         let pending = stored(spec, TaskStatus::Pending);
-        let invite = apply_update(&pending, &json!({"action_type": "invite_to_group", "target_channel": "@group_one"}), now()).unwrap();
+        let invite = apply_update(
+            &pending,
+            &json!({"action_type": "invite_to_group", "target_channel": "@group_one"}),
+            now(),
+        )
+        .unwrap();
         assert_eq!(invite.action_type, ActionType::InviteToGroup);
-        assert!(matches!(apply_update(&pending, &json!({"name": null}), now()), Err(UpdateError::Invalid(_))));
-        assert!(matches!(apply_update(&pending, &json!({"message_template": null}), now()), Err(UpdateError::Invalid(_))));
+        assert!(matches!(
+            apply_update(&pending, &json!({"name": null}), now()),
+            Err(UpdateError::Invalid(_))
+        ));
+        assert!(matches!(
+            apply_update(&pending, &json!({"message_template": null}), now()),
+            Err(UpdateError::Invalid(_))
+        ));
     }
 }

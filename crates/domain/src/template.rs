@@ -81,7 +81,10 @@ impl MessageTemplate {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Ok(Self { source: source.to_string(), parts })
+        Ok(Self {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     pub fn as_str(&self) -> &str {

@@ -16,7 +16,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(loc: &[&str], kind: &'static str, msg: impl Into<String>) -> Self {
-        Self { loc: loc.iter().map(|s| s.to_string()).collect(), msg: msg.into(), kind }
+        Self {
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: msg.into(),
+            kind,
+        }
     }
 
     pub fn missing(loc: &[&str]) -> Self {

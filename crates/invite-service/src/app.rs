@@ -46,7 +46,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
         }
     }
-    let options = StoreOptions { max_connections: config.db_max_connections, ..StoreOptions::default() };
+    let options = StoreOptions {
+        max_connections: config.db_max_connections,
+        ..StoreOptions::default()
+    };
     store::open(&config.database_url, &options)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url_redacted()))
@@ -122,14 +125,25 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
     let addr = listener.local_addr()?;
     servers.push(serve(listener, app, signal));
     tracing::info!(%addr, metrics = %metrics_addr.unwrap_or(addr), "listening");
-    Ok(Running { addr, metrics_addr, shutdown, servers })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        shutdown,
+        servers,
+    })
 }
 
 async fn bind_listener(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("{var}: cannot listen on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{var}: cannot listen on {addr}"))
 }
 
-fn serve(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>) -> JoinHandle<std::io::Result<()>> {
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    mut signal: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
     tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {

@@ -17,7 +17,10 @@ fn environment_help() -> String {
     let width = VARIABLES.iter().map(|v| v.name.len()).max().unwrap_or(0);
     let mut out = String::from("Environment variables (an invalid value stops start-up with one line naming it):\n");
     for v in VARIABLES {
-        out.push_str(&format!("  {:width$}  {}\n  {:width$}  default: {}\n", v.name, v.about, "", v.default));
+        out.push_str(&format!(
+            "  {:width$}  {}\n  {:width$}  default: {}\n",
+            v.name, v.about, "", v.default
+        ));
     }
     out
 }
@@ -90,7 +93,10 @@ pub async fn run() -> ExitCode {
 
 async fn server(config: &Config, clock: SharedClock, schema: Schema) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log_filter, clock.clone());
-    for (var, set) in [("REDIS_URL", config.redis_url.is_some()), ("CELERY_BROKER_URL", config.broker_url.is_some())] {
+    for (var, set) in [
+        ("REDIS_URL", config.redis_url.is_some()),
+        ("CELERY_BROKER_URL", config.broker_url.is_some()),
+    ] {
         if set {
             tracing::warn!(variable = var, "set, but this build has no engine yet: nothing uses it");
         }

@@ -17,21 +17,81 @@ pub struct Variable {
 }
 
 pub const VARIABLES: &[Variable] = &[
-    Variable { name: "INVITE_BIND", default: "127.0.0.1:8000", about: "address the HTTP API listens on" },
-    Variable { name: "INVITE_DATA_DIR", default: "./data", about: "folder for the SQLite database and generated secrets; created on first run" },
-    Variable { name: "DATABASE_URL", default: "sqlite:<INVITE_DATA_DIR>/invite-service.db", about: "sqlite:PATH (standalone) or postgres://USER@HOST:PORT/DB (platform)" },
-    Variable { name: "INVITE_DB_MAX_CONNECTIONS", default: "10", about: "database connection pool size (1-1000)" },
-    Variable { name: "INVITE_JWT_SECRET", default: "generated into <INVITE_DATA_DIR>/jwt-secret", about: "HS256 secret shared with the API gateway (at least 16 bytes); required with PostgreSQL" },
-    Variable { name: "INVITE_JWT_USER_CLAIM", default: "user_id", about: "JWT claim holding the user id (a numeric `sub` is the fallback)" },
-    Variable { name: "INVITE_METRICS_BIND", default: "(unset: /metrics on the API listener)", about: "separate address for the Prometheus /metrics endpoint" },
-    Variable { name: "INVITE_MAX_BODY_BYTES", default: "1048576", about: "largest accepted JSON request body, in bytes" },
-    Variable { name: "INVITE_TRUST_FORWARDED_FOR", default: "false", about: "take the client address for the audit log from X-Forwarded-For (set only behind a trusted proxy)" },
-    Variable { name: "INVITE_LOG", default: "info", about: "log filter (tracing EnvFilter syntax, e.g. `info,sqlx=warn`); logs are JSON lines on stdout" },
-    Variable { name: "REDIS_URL", default: "(unset: in-process)", about: "redis:// URL for the shared cache and live events (platform profile)" },
-    Variable { name: "CELERY_BROKER_URL", default: "(unset: in-process)", about: "amqp:// URL of RabbitMQ for the work queues (platform profile)" },
-    Variable { name: "VAULT_ADDR", default: "(unset)", about: "Vault address for AppRole secrets (platform profile; not supported by this build yet)" },
-    Variable { name: "VAULT_ROLE_ID", default: "(unset)", about: "Vault AppRole role id (with VAULT_ADDR)" },
-    Variable { name: "VAULT_SECRET_ID", default: "(unset)", about: "Vault AppRole secret id (with VAULT_ADDR)" },
+    Variable {
+        name: "INVITE_BIND",
+        default: "127.0.0.1:8000",
+        about: "address the HTTP API listens on",
+    },
+    Variable {
+        name: "INVITE_DATA_DIR",
+        default: "./data",
+        about: "folder for the SQLite database and generated secrets; created on first run",
+    },
+    Variable {
+        name: "DATABASE_URL",
+        default: "sqlite:<INVITE_DATA_DIR>/invite-service.db",
+        about: "sqlite:PATH (standalone) or postgres://USER@HOST:PORT/DB (platform)",
+    },
+    Variable {
+        name: "INVITE_DB_MAX_CONNECTIONS",
+        default: "10",
+        about: "database connection pool size (1-1000)",
+    },
+    Variable {
+        name: "INVITE_JWT_SECRET",
+        default: "generated into <INVITE_DATA_DIR>/jwt-secret",
+        about: "HS256 secret shared with the API gateway (at least 16 bytes); required with PostgreSQL",
+    },
+    Variable {
+        name: "INVITE_JWT_USER_CLAIM",
+        default: "user_id",
+        about: "JWT claim holding the user id (a numeric `sub` is the fallback)",
+    },
+    Variable {
+        name: "INVITE_METRICS_BIND",
+        default: "(unset: /metrics on the API listener)",
+        about: "separate address for the Prometheus /metrics endpoint",
+    },
+    Variable {
+        name: "INVITE_MAX_BODY_BYTES",
+        default: "1048576",
+        about: "largest accepted JSON request body, in bytes",
+    },
+    Variable {
+        name: "INVITE_TRUST_FORWARDED_FOR",
+        default: "false",
+        about: "take the client address for the audit log from X-Forwarded-For (set only behind a trusted proxy)",
+    },
+    Variable {
+        name: "INVITE_LOG",
+        default: "info,sqlx=warn",
+        about: "log filter (tracing EnvFilter syntax, e.g. `info,sqlx=warn`); logs are JSON lines on stdout",
+    },
+    Variable {
+        name: "REDIS_URL",
+        default: "(unset: in-process)",
+        about: "redis:// URL for the shared cache and live events (platform profile)",
+    },
+    Variable {
+        name: "CELERY_BROKER_URL",
+        default: "(unset: in-process)",
+        about: "amqp:// URL of RabbitMQ for the work queues (platform profile)",
+    },
+    Variable {
+        name: "VAULT_ADDR",
+        default: "(unset)",
+        about: "Vault address for AppRole secrets (platform profile; not supported by this build yet)",
+    },
+    Variable {
+        name: "VAULT_ROLE_ID",
+        default: "(unset)",
+        about: "Vault AppRole role id (with VAULT_ADDR)",
+    },
+    Variable {
+        name: "VAULT_SECRET_ID",
+        default: "(unset)",
+        about: "Vault AppRole secret id (with VAULT_ADDR)",
+    },
 ];
 
 /// A configuration problem: one line that names the variable.
@@ -43,7 +103,10 @@ pub struct ConfigError {
 }
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { var, problem: problem.into() }
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,18 +134,34 @@ impl Config {
         let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         let bind = parse_addr("INVITE_BIND", get("INVITE_BIND").unwrap_or("127.0.0.1:8000"))?;
-        let metrics_bind = get("INVITE_METRICS_BIND").map(|v| parse_addr("INVITE_METRICS_BIND", v)).transpose()?;
+        let metrics_bind = get("INVITE_METRICS_BIND")
+            .map(|v| parse_addr("INVITE_METRICS_BIND", v))
+            .transpose()?;
         let data_dir = PathBuf::from(get("INVITE_DATA_DIR").unwrap_or("./data"));
         let database_url = match get("DATABASE_URL") {
             Some(url) => check_database_url(url)?,
             None => format!("sqlite:{}", data_dir.join("invite-service.db").display()),
         };
-        let db_max_connections = parse_number("INVITE_DB_MAX_CONNECTIONS", get("INVITE_DB_MAX_CONNECTIONS"), 10, 1, 1000)?;
-        let max_body_bytes =
-            parse_number("INVITE_MAX_BODY_BYTES", get("INVITE_MAX_BODY_BYTES"), 1 << 20, 1024, 64 << 20)? as usize;
+        let db_max_connections = parse_number(
+            "INVITE_DB_MAX_CONNECTIONS",
+            get("INVITE_DB_MAX_CONNECTIONS"),
+            10,
+            1,
+            1000,
+        )?;
+        let max_body_bytes = parse_number(
+            "INVITE_MAX_BODY_BYTES",
+            get("INVITE_MAX_BODY_BYTES"),
+            1 << 20,
+            1024,
+            64 << 20,
+        )? as usize;
         let jwt_secret = get("INVITE_JWT_SECRET").map(|v| {
             if v.len() < 16 {
-                Err(bad("INVITE_JWT_SECRET", format!("must be at least 16 bytes long (got {})", v.len())))
+                Err(bad(
+                    "INVITE_JWT_SECRET",
+                    format!("must be at least 16 bytes long (got {})", v.len()),
+                ))
             } else {
                 Ok(Secret::new(v.to_string()))
             }
@@ -96,12 +175,15 @@ impl Config {
         }
         let jwt_user_claim = get("INVITE_JWT_USER_CLAIM").unwrap_or("user_id").to_string();
         let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
-        let log_filter = get("INVITE_LOG").unwrap_or("info").to_string();
+        let log_filter = get("INVITE_LOG").unwrap_or("info,sqlx=warn").to_string();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| bad("INVITE_LOG", e.to_string()))?;
 
-        let redis_url = get("REDIS_URL").map(|v| parse_url("REDIS_URL", v, &["redis", "rediss"])).transpose()?;
-        let broker_url =
-            get("CELERY_BROKER_URL").map(|v| parse_url("CELERY_BROKER_URL", v, &["amqp", "amqps"])).transpose()?;
+        let redis_url = get("REDIS_URL")
+            .map(|v| parse_url("REDIS_URL", v, &["redis", "rediss"]))
+            .transpose()?;
+        let broker_url = get("CELERY_BROKER_URL")
+            .map(|v| parse_url("CELERY_BROKER_URL", v, &["amqp", "amqps"]))
+            .transpose()?;
         if let Some(addr) = get("VAULT_ADDR") {
             parse_url("VAULT_ADDR", addr, &["http", "https"])?;
             return Err(bad(
@@ -137,14 +219,22 @@ impl Config {
 }
 
 fn parse_addr(var: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse().map_err(|_| bad(var, format!("must be an IP address and port such as 127.0.0.1:8000 (got {v:?})")))
+    v.parse().map_err(|_| {
+        bad(
+            var,
+            format!("must be an IP address and port such as 127.0.0.1:8000 (got {v:?})"),
+        )
+    })
 }
 
 fn parse_number(var: &'static str, v: Option<&str>, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
     let Some(v) = v else { return Ok(default) };
     match v.parse::<u32>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(bad(var, format!("must be a whole number from {min} to {max} (got {v:?})"))),
+        _ => Err(bad(
+            var,
+            format!("must be a whole number from {min} to {max} (got {v:?})"),
+        )),
     }
 }
 
@@ -159,7 +249,10 @@ fn parse_bool(var: &'static str, v: Option<&str>) -> Result<bool, ConfigError> {
 fn parse_url(var: &'static str, v: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
     let url = Url::parse(v).map_err(|e| bad(var, format!("is not a valid URL ({e})")))?;
     if !schemes.contains(&url.scheme()) {
-        return Err(bad(var, format!("must use {} (got {}:)", schemes.join(" or "), url.scheme())));
+        return Err(bad(
+            var,
+            format!("must use {} (got {}:)", schemes.join(" or "), url.scheme()),
+        ));
     }
     Ok(url)
 }
@@ -172,7 +265,10 @@ fn check_database_url(v: &str) -> Result<String, ConfigError> {
             parse_url("DATABASE_URL", v, &["postgres", "postgresql"])?;
             Ok(v.to_string())
         }
-        _ => Err(bad("DATABASE_URL", format!("must start with sqlite: or postgres:// (got {scheme:?})"))),
+        _ => Err(bad(
+            "DATABASE_URL",
+            format!("must start with sqlite: or postgres:// (got {scheme:?})"),
+        )),
     }
 }
 
@@ -225,7 +321,10 @@ mod tests {
     fn secrets_never_reach_error_text_or_logs() {
         let err = error_of(&[("DATABASE_URL", "postgres://u:hunter2@h/db"), ("INVITE_BIND", "x")]);
         assert!(!err.contains("hunter2"));
-        assert_eq!(redact_url("postgres://u:hunter2@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:hunter2@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         let c = Config::from_vars(&vars(&[("INVITE_JWT_SECRET", "0123456789abcdef-secret")])).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }

@@ -54,7 +54,11 @@ pub fn load_or_generate(path: &Path) -> anyhow::Result<(Secret, bool)> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let stored = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             let stored = stored.trim();
-            anyhow::ensure!(stored.len() >= 16, "{} holds no usable secret; delete it to generate a new one", path.display());
+            anyhow::ensure!(
+                stored.len() >= 16,
+                "{} holds no usable secret; delete it to generate a new one",
+                path.display()
+            );
             Ok((Secret(stored.to_string()), false))
         }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),

@@ -15,8 +15,7 @@ use domain::task::{Task, TaskSpec, UserId};
 
 pub use error::{Result, StoreError};
 pub use model::{
-    audit_action, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskSortField,
-    UpdateOutcome,
+    audit_action, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskSortField, UpdateOutcome,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -57,7 +56,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<UpdateOutcome>;
 
     /// Deletes a task that is not running (with its targets and logs), and audits it.
-    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta) -> Result<DeleteOutcome>;
+    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta)
+        -> Result<DeleteOutcome>;
 
     /// The user's own audit entries, newest first.
     async fn list_audit(&self, user: UserId, page: PageRequest) -> Result<Page<AuditEntry>>;
@@ -74,7 +74,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 

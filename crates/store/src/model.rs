@@ -83,7 +83,7 @@ pub mod audit_action {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpdateOutcome {
-    Updated(Task),
+    Updated(Box<Task>),
     NotFound,
     /// The task changed since it was read (another request or the engine); read it again.
     Stale,

@@ -4,7 +4,12 @@ use axum::{extract::State, Json};
 use domain::validation::FieldErrors;
 use serde_json::{json, Value};
 
-use crate::api::{auth::AuthUser, error::ApiResult, query::{page_json, Query}, AppState};
+use crate::api::{
+    auth::AuthUser,
+    error::ApiResult,
+    query::{page_json, Query},
+    AppState,
+};
 
 pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, q: Query) -> ApiResult<Json<Value>> {
     let mut errors = FieldErrors::default();

@@ -24,7 +24,12 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(secret: &Secret, user_claim: String, clock: SharedClock) -> Self {
         let bytes = secret.expose().as_bytes();
-        Self { decoding: DecodingKey::from_secret(bytes), encoding: EncodingKey::from_secret(bytes), user_claim, clock }
+        Self {
+            decoding: DecodingKey::from_secret(bytes),
+            encoding: EncodingKey::from_secret(bytes),
+            user_claim,
+            clock,
+        }
     }
 
     /// Signs a token for `user` valid for `ttl` (the `token` command).
@@ -36,7 +41,8 @@ impl Authenticator {
             "iat": now,
             "exp": now + ttl.num_seconds(),
         });
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing cannot fail")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
     }
 
     /// Checks a token and returns whose it is.
@@ -49,7 +55,9 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).map_err(|e| {
             unauthorized(match e.kind() {
                 ErrorKind::InvalidSignature => "invalid token: signature does not match",
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "invalid token: algorithm must be HS256",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    "invalid token: algorithm must be HS256"
+                }
                 _ => "invalid token: not a well-formed JWT",
             })
         })?;
@@ -70,7 +78,10 @@ impl Authenticator {
             .flatten()
             .find_map(numeric_user_id);
         user.ok_or_else(|| {
-            ApiError::Unauthorized(format!("invalid token: no user id in claim {:?} nor a numeric sub", self.user_claim))
+            ApiError::Unauthorized(format!(
+                "invalid token: no user id in claim {:?} nor a numeric sub",
+                self.user_claim
+            ))
         })
     }
 }

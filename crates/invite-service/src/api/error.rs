@@ -64,7 +64,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(text) => {
                 let mut response = detail(StatusCode::UNAUTHORIZED, text);
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response
             }
             ApiError::NotFound(text) => detail(StatusCode::NOT_FOUND, text),

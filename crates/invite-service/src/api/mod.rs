@@ -45,7 +45,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/tasks", get(tasks::list).post(tasks::create))
-        .route("/tasks/{task_id}", get(tasks::get).put(tasks::update).delete(tasks::delete))
+        .route(
+            "/tasks/{task_id}",
+            get(tasks::get).put(tasks::update).delete(tasks::delete),
+        )
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/docs", get(|| async { Html(include_str!("docs.html")) }));
@@ -53,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .nest(BASE_PATH, api)
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"}))) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": "Method Not Allowed"})))
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({"detail": "Method Not Allowed"})),
+            )
         })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), request::request_context))

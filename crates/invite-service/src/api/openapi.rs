@@ -12,7 +12,10 @@ fn error_responses(codes: &[&str]) -> Value {
             "409" => ("The task's status forbids this", "HTTPError"),
             "413" => ("Request body too large", "HTTPError"),
             "415" => ("Content-Type is not application/json", "HTTPError"),
-            "422" => ("Validation error: each item names its field in `loc`", "HTTPValidationError"),
+            "422" => (
+                "Validation error: each item names its field in `loc`",
+                "HTTPValidationError",
+            ),
             "503" => ("The database is unavailable", "HTTPError"),
             _ => ("Error", "HTTPError"),
         };
@@ -45,8 +48,16 @@ fn task_id_param() -> Value {
 
 fn page_params() -> Vec<Value> {
     vec![
-        query_param("page", "1-based page number", json!({"type": "integer", "minimum": 1, "default": 1})),
-        query_param("page_size", "Items per page", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20})),
+        query_param(
+            "page",
+            "1-based page number",
+            json!({"type": "integer", "minimum": 1, "default": 1}),
+        ),
+        query_param(
+            "page_size",
+            "Items per page",
+            json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+        ),
     ]
 }
 
@@ -70,7 +81,8 @@ fn task_fields(required: bool) -> Value {
         "settings": {"type": "object", "description": "Free JSON object, at most 16 KiB", "additionalProperties": true}
     });
     if required {
-        props["status"] = json!({"type": "string", "enum": ["PENDING"], "description": "Optional; a new task is always PENDING"});
+        props["status"] =
+            json!({"type": "string", "enum": ["PENDING"], "description": "Optional; a new task is always PENDING"});
     }
     props
 }

@@ -23,9 +23,13 @@ impl FromRequestParts<AppState> for Query {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let RawQuery(raw) = RawQuery::from_request_parts(parts, state).await.unwrap_or(RawQuery(None));
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RawQuery(None));
         let raw = raw.unwrap_or_default();
-        Ok(Query(url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()))
+        Ok(Query(
+            url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect(),
+        ))
     }
 }
 

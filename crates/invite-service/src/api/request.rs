@@ -31,7 +31,10 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .filter(|v| acceptable_request_id(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let forwarded = state
         .trust_forwarded_for
         .then(|| request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
@@ -40,7 +43,10 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty());
     let client_addr = forwarded.or(peer);
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
@@ -49,7 +55,10 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         route = route.as_deref().unwrap_or("unmatched"),
         user_id = tracing::field::Empty,
     );
-    request.extensions_mut().insert(RequestMeta { request_id: request_id.clone(), client_addr: client_addr.clone() });
+    request.extensions_mut().insert(RequestMeta {
+        request_id: request_id.clone(),
+        client_addr: client_addr.clone(),
+    });
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     tracing::info!(
@@ -72,10 +81,14 @@ impl FromRequestParts<AppState> for Meta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_addr: None,
-        });
+        let meta = parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .unwrap_or_else(|| RequestMeta {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                client_addr: None,
+            });
         Ok(Meta(meta))
     }
 }
@@ -101,14 +114,23 @@ impl FromRequest<AppState> for JsonBody {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(format!("request body is larger than {} bytes", state.max_body_bytes))
             } else {
-                ApiError::from(FieldError::new(&["body"], "value_error", format!("request body could not be read: {e}")))
+                ApiError::from(FieldError::new(
+                    &["body"],
+                    "value_error",
+                    format!("request body could not be read: {e}"),
+                ))
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(FieldError::new(&["body"], "missing", "request body is empty; send a JSON object").into());
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            FieldError::new(&["body"], "json_invalid", format!("request body is not valid JSON: {e}")).into()
+            FieldError::new(
+                &["body"],
+                "json_invalid",
+                format!("request body is not valid JSON: {e}"),
+            )
+            .into()
         })
     }
 }

@@ -87,11 +87,24 @@ pub async fn create(
     let task = state.store.create_task(user, &spec, now, &meta).await?;
     tracing::info!(task_id = task.id, action = "task.create", "task created");
     let location = format!("/api/v1/invite/tasks/{}", task.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(task_json(&task))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(task_json(&task)),
+    )
+        .into_response())
 }
 
-pub async fn get(State(state): State<AppState>, AuthUser(user): AuthUser, TaskId(id): TaskId) -> ApiResult<Json<Value>> {
-    let task = state.store.get_task(user, id).await?.ok_or(ApiError::task_not_found(id))?;
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    TaskId(id): TaskId,
+) -> ApiResult<Json<Value>> {
+    let task = state
+        .store
+        .get_task(user, id)
+        .await?
+        .ok_or(ApiError::task_not_found(id))?;
     Ok(Json(task_json(&task)))
 }
 
@@ -114,34 +127,65 @@ fn list_query(q: &Query) -> Result<TaskQuery, FieldErrors> {
                 None => errors.push(FieldError::new(
                     &["query", "status"],
                     "enum",
-                    format!("status must be one or more (comma-separated) of {} (got {word:?})", TaskStatus::names().join(", ")),
+                    format!(
+                        "status must be one or more (comma-separated) of {} (got {word:?})",
+                        TaskStatus::names().join(", ")
+                    ),
                 )),
             }
         }
     }
     let platform = q.word("platform", Platform::parse, &Platform::names(), &mut errors);
-    let priority = q.word("priority", Priority::parse, &["HIGH", "NORMAL", "MEDIUM", "LOW"], &mut errors);
+    let priority = q.word(
+        "priority",
+        Priority::parse,
+        &["HIGH", "NORMAL", "MEDIUM", "LOW"],
+        &mut errors,
+    );
     let name_contains = q.get("name").map(str::to_string);
     if name_contains.as_ref().is_some_and(|n| n.chars().count() > 255) {
-        errors.push(FieldError::new(&["query", "name"], "string_too_long", "name must be at most 255 characters"));
+        errors.push(FieldError::new(
+            &["query", "name"],
+            "string_too_long",
+            "name must be at most 255 characters",
+        ));
     }
     let created_from = q.datetime("created_from", &mut errors);
     let created_to = q.datetime("created_to", &mut errors);
     if let (Some(from), Some(to)) = (created_from, created_to) {
         if from > to {
-            errors.push(FieldError::new(&["query", "created_to"], "value_error", "created_to must not be before created_from"));
+            errors.push(FieldError::new(
+                &["query", "created_to"],
+                "value_error",
+                "created_to must not be before created_from",
+            ));
         }
     }
     let sort_names: Vec<&str> = SORT_FIELDS.iter().map(|(n, _)| *n).collect();
     let sort = q
-        .word("sort_by", |v| SORT_FIELDS.iter().find(|(n, _)| v.eq_ignore_ascii_case(n)).map(|(_, f)| *f), &sort_names, &mut errors)
+        .word(
+            "sort_by",
+            |v| {
+                SORT_FIELDS
+                    .iter()
+                    .find(|(n, _)| v.eq_ignore_ascii_case(n))
+                    .map(|(_, f)| *f)
+            },
+            &sort_names,
+            &mut errors,
+        )
         .unwrap_or(TaskSortField::CreatedAt);
     let descending = q
-        .word("sort_order", |v| match v.to_ascii_lowercase().as_str() {
-            "asc" => Some(false),
-            "desc" => Some(true),
-            _ => None,
-        }, &["asc", "desc"], &mut errors)
+        .word(
+            "sort_order",
+            |v| match v.to_ascii_lowercase().as_str() {
+                "asc" => Some(false),
+                "desc" => Some(true),
+                _ => None,
+            },
+            &["asc", "desc"],
+            &mut errors,
+        )
         .unwrap_or(true);
     errors.into_result(|| TaskQuery {
         statuses,
@@ -170,13 +214,21 @@ pub async fn update(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     for _ in 0..UPDATE_ATTEMPTS {
-        let task = state.store.get_task(user, id).await?.ok_or(ApiError::task_not_found(id))?;
+        let task = state
+            .store
+            .get_task(user, id)
+            .await?
+            .ok_or(ApiError::task_not_found(id))?;
         let now = state.clock.now();
         let spec = apply_update(&task, &body, now).map_err(|e| match e {
             UpdateError::Invalid(errors) => ApiError::Validation(errors),
             UpdateError::StatusLocked(status) => ApiError::Conflict(format!(
                 "task {id} is {status} and can no longer be edited{}",
-                if status == TaskStatus::InProgress { "; pause it first to rename it or change its priority" } else { "" }
+                if status == TaskStatus::InProgress {
+                    "; pause it first to rename it or change its priority"
+                } else {
+                    ""
+                }
             )),
             UpdateError::FieldLocked { field, status } => ApiError::Conflict(format!(
                 "task {id} is {status}: only name, description and priority can change, not {field}"
@@ -186,7 +238,11 @@ pub async fn update(
         if changed.is_empty() {
             return Ok(Json(task_json(&task)));
         }
-        match state.store.update_task(user, id, task.version, &spec, &changed, now, &meta).await? {
+        match state
+            .store
+            .update_task(user, id, task.version, &spec, &changed, now, &meta)
+            .await?
+        {
             UpdateOutcome::Updated(task) => {
                 tracing::info!(task_id = id, action = "task.update", changed = ?changed, "task updated");
                 return Ok(Json(task_json(&task)));
@@ -195,7 +251,9 @@ pub async fn update(
             UpdateOutcome::Stale => continue,
         }
     }
-    Err(ApiError::Conflict(format!("task {id} kept changing while it was being updated; try again")))
+    Err(ApiError::Conflict(format!(
+        "task {id} kept changing while it was being updated; try again"
+    )))
 }
 
 pub async fn delete(
@@ -210,8 +268,8 @@ pub async fn delete(
             Ok(StatusCode::NO_CONTENT)
         }
         DeleteOutcome::NotFound => Err(ApiError::task_not_found(id)),
-        DeleteOutcome::Running => {
-            Err(ApiError::Conflict(format!("task {id} is IN_PROGRESS; cancel it before deleting it")))
-        }
+        DeleteOutcome::Running => Err(ApiError::Conflict(format!(
+            "task {id} is IN_PROGRESS; cancel it before deleting it"
+        ))),
     }
 }

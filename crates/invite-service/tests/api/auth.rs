@@ -29,18 +29,87 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
     let valid = json!({"user_id": 1, "exp": now + 3600});
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no header", None, "missing Authorization header"),
-        ("basic scheme", Some("Basic dXNlcjpwYXNz".into()), "must be 'Bearer <token>'"),
+        (
+            "basic scheme",
+            Some("Basic dXNlcjpwYXNz".into()),
+            "must be 'Bearer <token>'",
+        ),
         ("empty bearer", Some("Bearer ".into()), "must be 'Bearer <token>'"),
         ("malformed", Some("Bearer not.a.jwt".into()), "not a well-formed JWT"),
-        ("wrong secret", Some(format!("Bearer {}", sign(valid.clone(), Algorithm::HS256, "another-secret-0123456789"))), "signature does not match"),
-        ("alg none", Some(format!("Bearer {}", unsigned(valid.clone()))), "invalid token"),
-        ("HS512", Some(format!("Bearer {}", sign(valid.clone(), Algorithm::HS512, JWT_SECRET))), "algorithm must be HS256"),
-        ("expired", Some(format!("Bearer {}", sign(json!({"user_id": 1, "exp": now - 3600}), Algorithm::HS256, JWT_SECRET))), "token expired"),
-        ("no exp", Some(format!("Bearer {}", sign(json!({"user_id": 1}), Algorithm::HS256, JWT_SECRET))), "no numeric exp"),
-        ("not yet valid", Some(format!("Bearer {}", sign(json!({"user_id": 1, "exp": now + 7200, "nbf": now + 3600}), Algorithm::HS256, JWT_SECRET))), "not valid yet"),
-        ("no user id", Some(format!("Bearer {}", sign(json!({"sub": "alice@example.com", "exp": now + 60}), Algorithm::HS256, JWT_SECRET))), "no user id"),
-        ("user id zero", Some(format!("Bearer {}", sign(json!({"user_id": 0, "exp": now + 60}), Algorithm::HS256, JWT_SECRET))), "no user id"),
-        ("negative user id", Some(format!("Bearer {}", sign(json!({"user_id": -4, "exp": now + 60}), Algorithm::HS256, JWT_SECRET))), "no user id"),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                sign(valid.clone(), Algorithm::HS256, "another-secret-0123456789")
+            )),
+            "signature does not match",
+        ),
+        (
+            "alg none",
+            Some(format!("Bearer {}", unsigned(valid.clone()))),
+            "invalid token",
+        ),
+        (
+            "HS512",
+            Some(format!("Bearer {}", sign(valid.clone(), Algorithm::HS512, JWT_SECRET))),
+            "algorithm must be HS256",
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"user_id": 1, "exp": now - 3600}), Algorithm::HS256, JWT_SECRET)
+            )),
+            "token expired",
+        ),
+        (
+            "no exp",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"user_id": 1}), Algorithm::HS256, JWT_SECRET)
+            )),
+            "no numeric exp",
+        ),
+        (
+            "not yet valid",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    json!({"user_id": 1, "exp": now + 7200, "nbf": now + 3600}),
+                    Algorithm::HS256,
+                    JWT_SECRET
+                )
+            )),
+            "not valid yet",
+        ),
+        (
+            "no user id",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    json!({"sub": "alice@example.com", "exp": now + 60}),
+                    Algorithm::HS256,
+                    JWT_SECRET
+                )
+            )),
+            "no user id",
+        ),
+        (
+            "user id zero",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"user_id": 0, "exp": now + 60}), Algorithm::HS256, JWT_SECRET)
+            )),
+            "no user id",
+        ),
+        (
+            "negative user id",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"user_id": -4, "exp": now + 60}), Algorithm::HS256, JWT_SECRET)
+            )),
+            "no user id",
+        ),
     ];
     for (case, header, expected) in cases {
         let reply = with_header(&app, header.as_deref()).await;
@@ -66,16 +135,26 @@ async fn user_id_comes_from_the_claim_or_a_numeric_sub(backend: Backend) {
         })))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    assert_eq!(reply.body["user_id"], 42, "the body's user_id is ignored; the token decides");
+    assert_eq!(
+        reply.body["user_id"], 42,
+        "the body's user_id is ignored; the token decides"
+    );
     let by_string_claim = sign(json!({"user_id": "42", "exp": exp}), Algorithm::HS256, JWT_SECRET);
-    let listed = app.raw(app.client.get(app.url("/tasks")).bearer_auth(&by_string_claim)).await;
+    let listed = app
+        .raw(app.client.get(app.url("/tasks")).bearer_auth(&by_string_claim))
+        .await;
     assert_eq!(listed.body["total"], 1);
     app.stop().await;
 }
 
 async fn another_users_task_is_not_found_on_every_route(backend: Backend) {
     let app = spawn_app(backend).await;
-    let task = app.create(1, json!({"name": "A's", "action_type": "invite_to_group", "target_channel": "@a_group"})).await;
+    let task = app
+        .create(
+            1,
+            json!({"name": "A's", "action_type": "invite_to_group", "target_channel": "@a_group"}),
+        )
+        .await;
     let id = task["id"].as_i64().unwrap();
     let path = format!("/tasks/{id}");
     for (method, body) in [
@@ -85,7 +164,12 @@ async fn another_users_task_is_not_found_on_every_route(backend: Backend) {
         (Method::DELETE, None),
     ] {
         let reply = app.call(method.clone(), &path, Some(2), body).await;
-        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} by user 2: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} by user 2: {}",
+            reply.body
+        );
         assert_eq!(reply.detail(), format!("task {id} not found"));
     }
     let listed = app.call(Method::GET, "/tasks", Some(2), None).await;

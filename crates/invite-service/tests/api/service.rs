@@ -9,7 +9,11 @@ async fn health_reports_version_and_store(backend: Backend) {
     let app = spawn_app(backend).await;
     let reply = app.call(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let expected_backend = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+    let expected_backend = if backend == Backend::Sqlite {
+        "sqlite"
+    } else {
+        "postgres"
+    };
     assert_eq!(
         reply.body,
         json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "store": {"backend": expected_backend, "status": "ok"}})
@@ -23,9 +27,12 @@ async fn health_is_503_when_the_database_is_gone() {
     use sqlx::{Connection, Executor};
     let app = spawn_app(Backend::Postgres).await;
     let name = app.database_url.rsplit('/').next().unwrap().to_string();
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str()).await.unwrap();
+    conn.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str())
+        .await
+        .unwrap();
     let reply = app.call(Method::GET, "/health", None, None).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
     assert_eq!(reply.body["status"], "unavailable");
@@ -48,7 +55,13 @@ async fn every_state_change_is_audited(backend: Backend) {
         .await;
     assert_eq!(create.headers["x-request-id"], "req-create-1");
     let id = create.body["id"].as_i64().unwrap();
-    app.call(Method::PUT, &format!("/tasks/{id}"), Some(5), Some(json!({"name": "Audited 2", "priority": "LOW"}))).await;
+    app.call(
+        Method::PUT,
+        &format!("/tasks/{id}"),
+        Some(5),
+        Some(json!({"name": "Audited 2", "priority": "LOW"})),
+    )
+    .await;
     app.call(Method::DELETE, &format!("/tasks/{id}"), Some(5), None).await;
 
     let audit = app.call(Method::GET, "/audit?page_size=2", Some(5), None).await;
@@ -75,12 +88,22 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
     let app = spawn_app(backend).await;
     app.call(Method::GET, "/tasks/12345", Some(1), None).await;
     app.call(Method::GET, "/tasks/67890", Some(1), None).await;
-    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/api/v1/invite/tasks/{task_id}",status="404"} 2"#),
         "{text}"
     );
-    assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/api/v1/invite/tasks/{task_id}",le="0.005"}"#));
+    assert!(text.contains(
+        r#"http_request_duration_seconds_bucket{method="GET",route="/api/v1/invite/tasks/{task_id}",le="0.005"}"#
+    ));
     assert!(!text.contains("12345"), "ids never become labels");
     app.stop().await;
 }
@@ -120,10 +143,20 @@ async fn openapi_describes_the_routes_and_the_docs_work_offline(backend: Backend
 
     let page = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = page.text().await.unwrap();
     assert!(html.contains("openapi.json"));
-    for external in ["src=\"http", "href=\"http", "src='http", "href='http", "@import", "url(http"] {
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "@import",
+        "url(http",
+    ] {
         assert!(!html.contains(external), "the docs page must not load {external}…");
     }
     app.stop().await;
@@ -134,7 +167,10 @@ async fn unknown_routes_and_methods_answer_json(backend: Backend) {
     let missing = app.call(Method::GET, "/nope", Some(1), None).await;
     assert_eq!((missing.status, missing.detail()), (StatusCode::NOT_FOUND, "Not Found"));
     let method = app.call(Method::PATCH, "/tasks", Some(1), None).await;
-    assert_eq!((method.status, method.detail()), (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
+    assert_eq!(
+        (method.status, method.detail()),
+        (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+    );
     app.stop().await;
 }
 

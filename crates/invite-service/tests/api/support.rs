@@ -43,11 +43,18 @@ impl Drop for DbGuard {
                 let name = name.clone();
                 // Drop runs inside the test's runtime; a fresh thread may block on its own runtime.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     rt.block_on(async {
                         use sqlx::Executor;
-                        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await {
-                            let _ = conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await;
+                        if let Ok(mut conn) =
+                            <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await
+                        {
+                            let _ = conn
+                                .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                                .await;
                         }
                     });
                 })
@@ -78,7 +85,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(&unique);
             std::fs::create_dir_all(&dir).unwrap();
-            (format!("sqlite:{}", dir.join("invite.db").display()), DbGuard::Sqlite(dir))
+            (
+                format!("sqlite:{}", dir.join("invite.db").display()),
+                DbGuard::Sqlite(dir),
+            )
         }
         Backend::Postgres => {
             use sqlx::Executor;
@@ -86,7 +96,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL is required for these tests ({admin}): {e}"));
-            conn.execute(format!("CREATE DATABASE \"{unique}\"").as_str()).await.unwrap();
+            conn.execute(format!("CREATE DATABASE \"{unique}\"").as_str())
+                .await
+                .unwrap();
             let mut url = url::Url::parse(&admin).unwrap();
             url.set_path(&unique);
             (url.to_string(), DbGuard::Postgres(unique.clone()))
@@ -129,7 +141,9 @@ pub struct Reply {
 impl Reply {
     /// The `detail` text of an error.
     pub fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or_else(|| panic!("no detail text in {}", self.body))
+        self.body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail text in {}", self.body))
     }
 
     /// `loc` joined with dots and `msg` of each validation error.
@@ -139,7 +153,12 @@ impl Reply {
             .unwrap_or_else(|| panic!("not a validation error: {} {}", self.status, self.body))
             .iter()
             .map(|e| {
-                let loc: Vec<String> = e["loc"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+                let loc: Vec<String> = e["loc"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_string())
+                    .collect();
                 (loc.join("."), e["msg"].as_str().unwrap().to_string())
             })
             .collect()
@@ -184,12 +203,20 @@ impl TestApp {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
                 sqlx::query("UPDATE invite_tasks SET status = ?, version = version + 1 WHERE id = ?")
-                    .bind(status).bind(id).execute(&mut c).await.unwrap();
+                    .bind(status)
+                    .bind(id)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
                 sqlx::query("UPDATE invite_tasks SET status = $1::taskstatus, version = version + 1 WHERE id = $2")
-                    .bind(status).bind(id).execute(&mut c).await.unwrap();
+                    .bind(status)
+                    .bind(id)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
             }
         }
     }

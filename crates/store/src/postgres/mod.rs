@@ -12,7 +12,10 @@ use sqlx::{
 use crate::{
     changed_details, count_pending,
     error::{Result, StoreError},
-    model::{audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskRow, TaskSortField, UpdateOutcome},
+    model::{
+        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery,
+        TaskRow, TaskSortField, UpdateOutcome,
+    },
     Store, StoreOptions,
 };
 
@@ -70,7 +73,11 @@ impl PgStore {
 
     async fn fetch_task(conn: &mut PgConnection, user: UserId, id: i64) -> Result<Option<Task>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM invite_tasks WHERE id = $1 AND user_id = $2");
-        let row = sqlx::query(&sql).bind(id).bind(user.get()).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(user.get())
+            .fetch_optional(&mut *conn)
+            .await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -115,7 +122,9 @@ fn push_task_filters<'a>(qb: &mut sqlx::QueryBuilder<'a, Postgres>, user: UserId
         qb.push(" AND priority = ").push_bind(p.db_str()).push("::taskpriority");
     }
     if let Some(name) = &q.name_contains {
-        qb.push(" AND name_folded LIKE ").push_bind(like_contains(name)).push(" ESCAPE '\\'");
+        qb.push(" AND name_folded LIKE ")
+            .push_bind(like_contains(name))
+            .push(" ESCAPE '\\'");
     }
     if let Some(t) = q.created_from {
         qb.push(" AND created_at >= ").push_bind(t);
@@ -159,9 +168,11 @@ impl Store for PgStore {
             .fetch_one(&self.pool)
             .await?;
         let applied: Vec<i64> = match exists {
-            Some(_) => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await?,
+            Some(_) => {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
             None => Vec::new(),
         };
         Ok(count_pending(&MIGRATOR, &applied))
@@ -189,8 +200,16 @@ impl Store for PgStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        Self::insert_audit(&mut tx, user, audit_action::TASK_CREATE, id, Value::Object(Default::default()), now, meta)
-            .await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_CREATE,
+            id,
+            Value::Object(Default::default()),
+            now,
+            meta,
+        )
+        .await?;
         let task = Self::fetch_task(&mut tx, user, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
@@ -218,7 +237,11 @@ impl Store for PgStore {
             .push_bind(q.page.offset());
         let rows = select.build().fetch_all(&self.pool).await?;
         let items = rows.iter().map(task_from_row).collect::<Result<_>>()?;
-        Ok(Page { items, total, request: q.page })
+        Ok(Page {
+            items,
+            total,
+            request: q.page,
+        })
     }
 
     async fn update_task(
@@ -261,15 +284,30 @@ impl Store for PgStore {
                 None => UpdateOutcome::NotFound,
             });
         }
-        Self::insert_audit(&mut tx, user, audit_action::TASK_UPDATE, id, changed_details(changed), now, meta).await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_UPDATE,
+            id,
+            changed_details(changed),
+            now,
+            meta,
+        )
+        .await?;
         let task = Self::fetch_task(&mut tx, user, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
         tx.commit().await?;
-        Ok(UpdateOutcome::Updated(task))
+        Ok(UpdateOutcome::Updated(Box::new(task)))
     }
 
-    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta) -> Result<DeleteOutcome> {
+    async fn delete_task(
+        &self,
+        user: UserId,
+        id: i64,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<DeleteOutcome> {
         let mut tx = self.pool.begin().await?;
         let name: Option<String> = sqlx::query_scalar(
             "DELETE FROM invite_tasks WHERE id = $1 AND user_id = $2 AND status <> 'IN_PROGRESS' RETURNING name",
@@ -284,8 +322,16 @@ impl Store for PgStore {
                 None => DeleteOutcome::NotFound,
             });
         };
-        Self::insert_audit(&mut tx, user, audit_action::TASK_DELETE, id, serde_json::json!({ "name": name }), now, meta)
-            .await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_DELETE,
+            id,
+            serde_json::json!({ "name": name }),
+            now,
+            meta,
+        )
+        .await?;
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted)
     }
@@ -320,6 +366,10 @@ impl Store for PgStore {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Page { items, total, request: page })
+        Ok(Page {
+            items,
+            total,
+            request: page,
+        })
     }
 }

@@ -16,7 +16,10 @@ use sqlx::{
 use crate::{
     changed_details, count_pending,
     error::{Result, StoreError},
-    model::{audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskRow, TaskSortField, UpdateOutcome},
+    model::{
+        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery,
+        TaskRow, TaskSortField, UpdateOutcome,
+    },
     Store, StoreOptions,
 };
 
@@ -102,7 +105,11 @@ impl SqliteStore {
 
     async fn fetch_task(conn: &mut SqliteConnection, user: UserId, id: i64) -> Result<Option<Task>> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM invite_tasks WHERE id = ? AND user_id = ?");
-        let row = sqlx::query(&sql).bind(id).bind(user.get()).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(user.get())
+            .fetch_optional(&mut *conn)
+            .await?;
         row.as_ref().map(task_from_row).transpose()
     }
 
@@ -150,7 +157,9 @@ fn push_task_filters<'a>(qb: &mut sqlx::QueryBuilder<'a, Sqlite>, user: UserId, 
         qb.push(" AND priority = ").push_bind(p.db_str());
     }
     if let Some(name) = &q.name_contains {
-        qb.push(" AND name_folded LIKE ").push_bind(like_contains(name)).push(" ESCAPE '\\'");
+        qb.push(" AND name_folded LIKE ")
+            .push_bind(like_contains(name))
+            .push(" ESCAPE '\\'");
     }
     if let Some(t) = q.created_from {
         qb.push(" AND created_at >= ").push_bind(micros(t));
@@ -197,9 +206,11 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?;
         let applied: Vec<i64> = match exists {
-            Some(_) => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.reader)
-                .await?,
+            Some(_) => {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(&self.reader)
+                    .await?
+            }
             None => Vec::new(),
         };
         Ok(count_pending(&MIGRATOR, &applied))
@@ -228,8 +239,16 @@ impl Store for SqliteStore {
         .bind(micros(now))
         .fetch_one(&mut *tx)
         .await?;
-        Self::insert_audit(&mut tx, user, audit_action::TASK_CREATE, id, Value::Object(Default::default()), now, meta)
-            .await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_CREATE,
+            id,
+            Value::Object(Default::default()),
+            now,
+            meta,
+        )
+        .await?;
         let task = Self::fetch_task(&mut tx, user, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
@@ -257,7 +276,11 @@ impl Store for SqliteStore {
             .push_bind(q.page.offset());
         let rows = select.build().fetch_all(&self.reader).await?;
         let items = rows.iter().map(task_from_row).collect::<Result<_>>()?;
-        Ok(Page { items, total, request: q.page })
+        Ok(Page {
+            items,
+            total,
+            request: q.page,
+        })
     }
 
     async fn update_task(
@@ -300,15 +323,30 @@ impl Store for SqliteStore {
                 None => UpdateOutcome::NotFound,
             });
         }
-        Self::insert_audit(&mut tx, user, audit_action::TASK_UPDATE, id, changed_details(changed), now, meta).await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_UPDATE,
+            id,
+            changed_details(changed),
+            now,
+            meta,
+        )
+        .await?;
         let task = Self::fetch_task(&mut tx, user, id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished inside its own transaction")))?;
         tx.commit().await?;
-        Ok(UpdateOutcome::Updated(task))
+        Ok(UpdateOutcome::Updated(Box::new(task)))
     }
 
-    async fn delete_task(&self, user: UserId, id: i64, now: DateTime<Utc>, meta: &RequestMeta) -> Result<DeleteOutcome> {
+    async fn delete_task(
+        &self,
+        user: UserId,
+        id: i64,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<DeleteOutcome> {
         let mut tx = self.writer.begin().await?;
         let name: Option<String> = sqlx::query_scalar(
             "DELETE FROM invite_tasks WHERE id = ? AND user_id = ? AND status <> 'IN_PROGRESS' RETURNING name",
@@ -323,8 +361,16 @@ impl Store for SqliteStore {
                 None => DeleteOutcome::NotFound,
             });
         };
-        Self::insert_audit(&mut tx, user, audit_action::TASK_DELETE, id, serde_json::json!({ "name": name }), now, meta)
-            .await?;
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TASK_DELETE,
+            id,
+            serde_json::json!({ "name": name }),
+            now,
+            meta,
+        )
+        .await?;
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted)
     }
@@ -355,11 +401,16 @@ impl Store for SqliteStore {
                     object_id: row.try_get("object_id")?,
                     request_id: row.try_get("request_id")?,
                     client_addr: row.try_get("client_addr")?,
-                    details: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
+                    details: serde_json::from_str(&details)
+                        .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
                     created_at: from_micros(row.try_get("created_at")?)?,
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Page { items, total, request: page })
+        Ok(Page {
+            items,
+            total,
+            request: page,
+        })
     }
 }

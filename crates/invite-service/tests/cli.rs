@@ -1,0 +1,257 @@
+//! The binary as a person runs it: fresh data folder, no configuration, `token`, `serve`, `--help`,
+//! configuration errors, and the platform's `migrate` then `api` on PostgreSQL.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use invite_service::config::VARIABLES;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("invite-cli-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command with none of the service's variables inherited from the environment.
+fn command(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd).stdin(Stdio::null());
+    for v in VARIABLES {
+        cmd.env_remove(v.name);
+    }
+    cmd
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: Vec<String>,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Server {
+    /// Starts the binary and reads its JSON log until it says where it listens.
+    fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .env("INVITE_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut log = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("the server stopped before listening").unwrap();
+            log.push(line.clone());
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            if v["message"] == "listening" {
+                break v["addr"].as_str().unwrap().to_string();
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            lines,
+        }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        self.log.extend(self.lines.map_while(Result::ok));
+        self.log
+    }
+}
+
+fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .request(method.parse().unwrap(), url)
+            .timeout(Duration::from_secs(10));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+#[test]
+fn help_documents_every_subcommand_and_variable() {
+    let dir = temp_dir("help");
+    let out = command(&dir).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for sub in ["serve", "api", "migrate", "token"] {
+        assert!(help.contains(&format!("  {sub} ")), "--help lacks {sub}:\n{help}");
+    }
+    for v in VARIABLES {
+        assert!(help.contains(v.name), "--help lacks {}", v.name);
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    for v in VARIABLES {
+        assert!(readme.contains(&format!("`{}`", v.name)), "README.md lacks {}", v.name);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_invalid_value_stops_start_up_with_one_line_naming_it() {
+    let dir = temp_dir("badenv");
+    for (var, value) in [
+        ("INVITE_BIND", "localhost:80"),
+        ("DATABASE_URL", "mysql://x/y"),
+        ("INVITE_DB_MAX_CONNECTIONS", "lots"),
+    ] {
+        let out = command(&dir).env(var, value).arg("serve").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&format!("error: {var}: ")), "{stderr}");
+    }
+    assert!(
+        !dir.join("data").exists(),
+        "nothing is created when the configuration is wrong"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_fresh_folder_runs_standalone_with_no_configuration() {
+    let dir = temp_dir("fresh");
+    let out = command(&dir)
+        .args(["token", "--user-id", "7", "--ttl", "2h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "token prints only the token");
+    let token = stdout.trim().to_string();
+    assert_eq!(token.split('.').count(), 3);
+    assert!(String::from_utf8(out.stderr).unwrap().contains("data/jwt-secret"));
+    let secret = std::fs::read_to_string(dir.join("data/jwt-secret")).unwrap();
+
+    let server = Server::start(command(&dir));
+    let base = format!("http://{}/api/v1/invite", server.addr);
+    assert!(dir.join("data/invite-service.db").exists());
+    let (status, health) = http("GET", &format!("{base}/health"), None, None);
+    assert_eq!((status, &health["store"]["backend"]), (200, &json!("sqlite")));
+    let (status, task) = http(
+        "POST",
+        &format!("{base}/tasks"),
+        Some(&token),
+        Some(json!({"name": "first", "action_type": "invite_to_group", "target_channel": "@first_group"})),
+    );
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(task["user_id"], 7);
+    let (status, _) = http("GET", &format!("{base}/tasks"), Some("garbage"), None);
+    assert_eq!(status, 401);
+    let log = server.stop();
+
+    let all = log.join("\n");
+    assert!(
+        all.contains("generated a JWT secret") || all.contains("using the JWT secret stored"),
+        "{all}"
+    );
+    assert!(all.contains("data/jwt-secret"), "the secret's path is logged");
+    assert!(!all.contains(secret.trim()), "the secret never appears in the log");
+    assert!(!all.contains(&token), "tokens never appear in the log");
+    for line in &log {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+    }
+    assert!(log
+        .iter()
+        .any(|l| l.contains("\"request_id\"") && l.contains("request handled")));
+
+    // A restart keeps the data and the secret: the same token still works.
+    let server = Server::start(command(&dir));
+    let (status, list) = http(
+        "GET",
+        &format!("http://{}/api/v1/invite/tasks", server.addr),
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, &list["total"]), (200, &json!(1)));
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn platform_profile_migrates_then_serves_the_api_on_postgres() {
+    use sqlx::{Connection, Executor};
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("invite_cli_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is required for this test");
+        c.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.unwrap();
+    });
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    let dir = temp_dir("platform");
+    let with_db = |args: &[&str]| {
+        let mut cmd = command(&dir);
+        cmd.env("DATABASE_URL", url.as_str())
+            .env("INVITE_JWT_SECRET", "platform-secret-0123456789")
+            .args(args);
+        cmd
+    };
+
+    let refused = with_db(&["api"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run `invite-service migrate`"));
+
+    assert!(with_db(&["migrate"]).status().unwrap().success());
+    assert!(
+        with_db(&["migrate"]).status().unwrap().success(),
+        "migrate is idempotent"
+    );
+    let server = Server::start(with_db(&["api"]));
+    let (status, health) = http(
+        "GET",
+        &format!("http://{}/api/v1/invite/health", server.addr),
+        None,
+        None,
+    );
+    assert_eq!((status, &health["store"]["backend"]), (200, &json!("postgres")));
+    server.stop();
+    assert!(
+        !dir.join("data").exists(),
+        "the platform profile writes nothing to the data folder"
+    );
+
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        c.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
