@@ -32,6 +32,7 @@ fn command(cwd: &Path) -> Command {
 struct Server {
     child: Child,
     addr: String,
+    metrics_addr: String,
     log: Vec<String>,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
@@ -47,17 +48,19 @@ impl Server {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut log = Vec::new();
-        let addr = loop {
+        let (addr, metrics_addr) = loop {
             let line = lines.next().expect("the server stopped before listening").unwrap();
             log.push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
             if v["message"] == "listening" {
-                break v["addr"].as_str().unwrap().to_string();
+                let field = |k: &str| v[k].as_str().unwrap().to_string();
+                break (field("addr"), field("metrics"));
             }
         };
         Server {
             child,
             addr,
+            metrics_addr,
             log,
             lines,
         }
@@ -195,6 +198,39 @@ fn a_fresh_folder_runs_standalone_with_no_configuration() {
     assert_eq!((status, &list["total"]), (200, &json!(1)));
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn metrics_move_to_their_own_listener_when_asked() {
+    let dir = temp_dir("metrics");
+    let mut cmd = command(&dir);
+    cmd.env("INVITE_METRICS_BIND", "127.0.0.1:0");
+    let server = Server::start(cmd);
+    assert_ne!(server.addr, server.metrics_addr);
+    assert_eq!(blocking_text(&format!("http://{}/metrics", server.metrics_addr)).0, 200);
+    let (status, _) = http("GET", &format!("http://{}/metrics", server.addr), None, None);
+    assert_eq!(status, 404, "not on the API listener any more");
+    let after = blocking_text(&format!("http://{}/metrics", server.metrics_addr));
+    assert!(
+        after
+            .1
+            .contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+        "{}",
+        after.1
+    );
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn blocking_text(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::get(url).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
 }
 
 #[test]

@@ -24,7 +24,7 @@ use clock::SharedClock;
 use serde_json::json;
 use store::SharedStore;
 
-use crate::telemetry::{track_http, Metrics};
+use crate::telemetry::Metrics;
 
 pub use error::ApiError;
 
@@ -63,7 +63,6 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), request::request_context))
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), track_http))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
 //! What every request carries beside its body: a request id (taken from `X-Request-Id` when the
-//! gateway sent a sane one), the client address, a log span, and one log line when it is answered.
+//! gateway sent a sane one), the client address, a log span, and — when it is answered — one log line
+//! and its HTTP metrics. Latency is a duration on the monotonic timer, not a timestamp.
 
 use std::{net::SocketAddr, time::Instant};
 
@@ -46,13 +47,14 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %method,
-        route = route.as_deref().unwrap_or("unmatched"),
+        route = %route,
         user_id = tracing::field::Empty,
     );
     request.extensions_mut().insert(RequestMeta {
@@ -61,10 +63,14 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     });
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .observe_http(method.as_str(), &route, response.status().as_u16(), seconds);
     tracing::info!(
         parent: &span,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = seconds * 1000.0,
         client_addr = client_addr.as_deref().unwrap_or("unknown"),
         "request handled"
     );

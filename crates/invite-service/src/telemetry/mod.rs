@@ -4,4 +4,4 @@ mod logging;
 mod metrics;
 
 pub use logging::init_logging;
-pub use metrics::{track_http, Metrics};
+pub use metrics::Metrics;
