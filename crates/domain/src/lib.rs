@@ -2,6 +2,8 @@
 //! current time is passed in.
 
 pub mod channel;
+pub mod identifier;
+pub mod phone;
 pub mod task;
 pub mod task_input;
 pub mod template;

@@ -4,5 +4,6 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod importer;
 pub mod secrets;
 pub mod telemetry;
