@@ -23,18 +23,15 @@ pub enum Schema {
     RequireCurrent,
 }
 
-/// The JWT secret from the configuration, or (standalone) from a file generated in the data folder.
-pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+/// The JWT secret from the configuration, or (standalone) from a file generated in the data folder;
+/// `origin` is told the file's path and whether it was generated just now — never the value.
+pub fn jwt_secret(config: &Config, origin: impl FnOnce(&Path, bool)) -> anyhow::Result<Secret> {
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.clone());
     }
     let path = secrets::jwt_secret_path(&config.data_dir);
     let (secret, generated) = secrets::load_or_generate(&path)?;
-    if generated {
-        tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
-    } else {
-        tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
-    }
+    origin(&path, generated);
     Ok(secret)
 }
 
@@ -96,7 +93,13 @@ impl Running {
 
 /// Starts the HTTP API (and `/metrics`) over an opened store.
 pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> anyhow::Result<Running> {
-    let secret = jwt_secret(config)?;
+    let secret = jwt_secret(config, |path, generated| {
+        if generated {
+            tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
+        } else {
+            tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
+        }
+    })?;
     let metrics = Metrics::new();
     let state = AppState {
         store,

@@ -120,17 +120,11 @@ async fn migrate(config: &Config, clock: SharedClock) -> anyhow::Result<()> {
 fn token(config: &Config, clock: SharedClock, user_id: i64, ttl: chrono::Duration) -> anyhow::Result<()> {
     let user = UserId::new(user_id).ok_or_else(|| anyhow::anyhow!("--user-id must be a positive integer"))?;
     // No logger here: stdout carries the token alone. Where the secret lives goes to stderr.
-    let secret = match &config.jwt_secret {
-        Some(s) => s.clone(),
-        None => {
-            let path = crate::secrets::jwt_secret_path(&config.data_dir);
-            let (secret, generated) = crate::secrets::load_or_generate(&path)?;
-            if generated {
-                eprintln!("generated a JWT secret into {}", path.display());
-            }
-            secret
+    let secret = app::jwt_secret(config, |path, generated| {
+        if generated {
+            eprintln!("generated a JWT secret into {}", path.display());
         }
-    };
+    })?;
     let auth = Authenticator::new(&secret, config.jwt_user_claim.clone(), clock);
     println!("{}", auth.issue(user, ttl));
     Ok(())
