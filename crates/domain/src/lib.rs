@@ -1,6 +1,10 @@
 //! Pure types and rules of the Invite Service. Nothing here performs I/O or reads the clock: the
 //! current time is passed in.
 
+#[macro_use]
+mod words;
+
+pub mod audience;
 pub mod channel;
 pub mod identifier;
 pub mod phone;

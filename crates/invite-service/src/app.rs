@@ -10,6 +10,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use crate::{
     api::{self, auth::Authenticator, AppState},
     config::Config,
+    integrations::parsing_service::ParsingServiceClient,
     secrets::{self, Secret},
     telemetry::Metrics,
 };
@@ -108,6 +109,11 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
         metrics: metrics.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
+        import: config.import.clone(),
+        parsing: config
+            .parsing_service
+            .clone()
+            .map(|c| Arc::new(ParsingServiceClient::new(c))),
     };
     let (shutdown, signal) = watch::channel(false);
     let mut app = api::router(state);

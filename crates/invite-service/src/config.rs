@@ -6,7 +6,9 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 use thiserror::Error;
 use url::Url;
 
-use crate::secrets::Secret;
+use domain::phone::Region;
+
+use crate::{integrations::parsing_service::ParsingServiceConfig, secrets::Secret};
 
 /// One documented variable: its name, its default (if any) and what it does. `--help` and the README
 /// are written from this list.
@@ -123,6 +125,17 @@ pub struct Config {
     pub log_filter: String,
     pub redis_url: Option<Url>,
     pub broker_url: Option<Url>,
+    pub import: ImportConfig,
+    pub parsing_service: Option<ParsingServiceConfig>,
+}
+
+/// Limits and defaults of audience import.
+#[derive(Debug, Clone)]
+pub struct ImportConfig {
+    pub max_upload_bytes: usize,
+    pub max_targets_per_task: usize,
+    pub phone_region: Region,
+    pub xlsx_max_unpacked_bytes: u64,
 }
 
 impl Config {
@@ -196,7 +209,76 @@ impl Config {
                 return Err(bad(var, "is set but VAULT_ADDR is not"));
             }
         }
+        let import = ImportConfig {
+            max_upload_bytes: parse_number(
+                "INVITE_MAX_UPLOAD_BYTES",
+                get("INVITE_MAX_UPLOAD_BYTES"),
+                10 << 20,
+                1024,
+                1 << 30,
+            )? as usize,
+            max_targets_per_task: parse_number(
+                "INVITE_MAX_TARGETS_PER_TASK",
+                get("INVITE_MAX_TARGETS_PER_TASK"),
+                1000,
+                1,
+                10_000_000,
+            )? as usize,
+            phone_region: match get("INVITE_PHONE_REGION") {
+                None => Region::default(),
+                Some(v) => Region::parse(v).ok_or_else(|| {
+                    bad(
+                        "INVITE_PHONE_REGION",
+                        format!("is not a known ISO country code (got {v:?})"),
+                    )
+                })?,
+            },
+            xlsx_max_unpacked_bytes: u64::from(parse_number(
+                "INVITE_XLSX_MAX_UNPACKED_BYTES",
+                get("INVITE_XLSX_MAX_UNPACKED_BYTES"),
+                100 << 20,
+                1 << 20,
+                u32::MAX,
+            )?),
+        };
+        let parsing_service = match get("PARSING_SERVICE_URL") {
+            None => None,
+            Some(v) => {
+                let mut base_url = parse_url("PARSING_SERVICE_URL", v, &["http", "https"])?;
+                if !base_url.path().ends_with('/') {
+                    let path = format!("{}/", base_url.path());
+                    base_url.set_path(&path);
+                }
+                let results_path = get("INVITE_PARSING_RESULTS_PATH")
+                    .unwrap_or("/results/{task_id}")
+                    .to_string();
+                if !results_path.contains("{task_id}") {
+                    return Err(bad("INVITE_PARSING_RESULTS_PATH", "must contain {task_id}"));
+                }
+                Some(ParsingServiceConfig {
+                    base_url,
+                    results_path,
+                    page_size: parse_number(
+                        "INVITE_PARSING_PAGE_SIZE",
+                        get("INVITE_PARSING_PAGE_SIZE"),
+                        500,
+                        1,
+                        10_000,
+                    )?,
+                    timeout: std::time::Duration::from_secs(u64::from(parse_number(
+                        "INVITE_PARSING_TIMEOUT_SECS",
+                        get("INVITE_PARSING_TIMEOUT_SECS"),
+                        10,
+                        1,
+                        300,
+                    )?)),
+                    attempts: 3,
+                })
+            }
+        };
         Ok(Self {
+            import,
+            parsing_service,
             bind,
             metrics_bind,
             data_dir,

@@ -5,5 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod importer;
+pub mod integrations;
 pub mod secrets;
 pub mod telemetry;

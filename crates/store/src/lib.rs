@@ -11,11 +11,16 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::task::{Task, TaskSpec, UserId};
+use domain::{
+    audience::Target,
+    task::{Task, TaskSpec, UserId},
+};
 
 pub use error::{Result, StoreError};
 pub use model::{
-    audit_action, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery, TaskSortField, UpdateOutcome,
+    audit_action, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest,
+    NewDncEntry, Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskSortField,
+    UpdateOutcome,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -61,6 +66,57 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's own audit entries, newest first.
     async fn list_audit(&self, user: UserId, page: PageRequest) -> Result<Page<AuditEntry>>;
+
+    /// Adds an import's targets to a task that is not running or finished, in one transaction: drops
+    /// people already in the task or on the do-not-contact list, enforces the per-task limit, stores
+    /// the targets (unless a dry run), the import record with its report, and an audit entry.
+    async fn import_targets(
+        &self,
+        user: UserId,
+        request: ImportRequest,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<ImportOutcome>;
+
+    /// The newest import of a task (or the one named), with its report; `None` when there is none.
+    async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>>;
+
+    /// A task's targets; `None` when the task is not the user's.
+    async fn list_targets(&self, user: UserId, task_id: i64, query: &TargetQuery) -> Result<Option<Page<Target>>>;
+
+    /// Removes targets (all, or the listed ids) from a task that has not started.
+    async fn delete_targets(
+        &self,
+        user: UserId,
+        task_id: i64,
+        ids: Option<&[i64]>,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<TargetDeleteOutcome>;
+
+    /// Adds entries to the user's do-not-contact list (entries already there are kept as they are).
+    async fn add_do_not_contact(
+        &self,
+        user: UserId,
+        entries: &[NewDncEntry],
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<DncAdded>;
+
+    async fn list_do_not_contact(&self, user: UserId, page: PageRequest) -> Result<Page<DncEntry>>;
+
+    /// Removes one entry; false when the user has no such entry.
+    async fn delete_do_not_contact(
+        &self,
+        user: UserId,
+        id: i64,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<bool>;
+
+    /// Which of these identifier keys are on the user's do-not-contact list (checked again right
+    /// before each send).
+    async fn do_not_contact_among(&self, user: UserId, keys: &[String]) -> Result<Vec<String>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -97,6 +153,14 @@ fn count_pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> usize {
         .iter()
         .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
         .count()
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 1000;
+
+/// The audit log's name for a task.
+fn task_object(id: i64) -> (&'static str, String) {
+    ("task", id.to_string())
 }
 
 /// Details recorded for an update: the fields that changed.

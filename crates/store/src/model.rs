@@ -79,6 +79,10 @@ pub mod audit_action {
     pub const TASK_CREATE: &str = "task.create";
     pub const TASK_UPDATE: &str = "task.update";
     pub const TASK_DELETE: &str = "task.delete";
+    pub const TARGETS_IMPORT: &str = "targets.import";
+    pub const TARGETS_DELETE: &str = "targets.delete";
+    pub const DNC_ADD: &str = "do_not_contact.add";
+    pub const DNC_DELETE: &str = "do_not_contact.delete";
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,5 +197,169 @@ mod tests {
     fn like_patterns_escape_wildcards_and_fold_any_script() {
         assert_eq!(like_contains("Рассылка_50%"), "%рассылка\\_50\\%%");
         assert_eq!(fold("ЁЛКА Straße"), "ёлка straße");
+    }
+}
+
+/// One import, as the store carries it out in a single transaction.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub task_id: i64,
+    pub source: domain::audience::TargetSource,
+    pub file_name: Option<String>,
+    pub dry_run: bool,
+    /// Valid rows, already free of duplicates within the batch.
+    pub drafts: Vec<domain::audience::TargetDraft>,
+    /// What reading and validating found so far; the store adds what only it can know.
+    pub report: domain::audience::ImportReport,
+    /// The most targets a task may hold.
+    pub max_targets: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum ImportOutcome {
+    Done {
+        import_id: i64,
+        report: Box<domain::audience::ImportReport>,
+    },
+    NotFound,
+    /// The task is running or finished.
+    Locked(TaskStatus),
+    TooManyTargets {
+        existing: usize,
+        adding: usize,
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetQuery {
+    pub status: Option<domain::audience::TargetStatus>,
+    pub page: PageRequest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetDeleteOutcome {
+    Deleted(u64),
+    NotFound,
+    /// Targets can be removed only before the task starts.
+    Started(TaskStatus),
+}
+
+/// A stored import and its report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecord {
+    pub id: i64,
+    pub task_id: i64,
+    pub source: String,
+    pub file_name: Option<String>,
+    pub dry_run: bool,
+    pub report: Value,
+    pub request_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of a user's do-not-contact list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DncEntry {
+    pub id: i64,
+    pub kind: String,
+    pub value: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDncEntry {
+    pub identifier: domain::identifier::Identifier,
+    pub reason: Option<String>,
+}
+
+/// How many of the entries were new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DncAdded {
+    pub added: usize,
+    pub already_listed: usize,
+}
+
+/// A draft's column values, as both backends store them.
+pub(crate) struct TargetValues {
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub user_id: Option<String>,
+    pub user_id_is_hint: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub full_name: Option<String>,
+    pub extra: Value,
+    pub row: i64,
+}
+
+impl TargetValues {
+    pub fn of(d: &domain::audience::TargetDraft) -> Self {
+        let full_name = match (&d.first_name, &d.last_name) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}")),
+            (Some(n), None) | (None, Some(n)) => Some(n.clone()),
+            (None, None) => None,
+        };
+        Self {
+            username: d.username.as_ref().map(|u| u.as_str().to_string()),
+            phone: d.phone.as_ref().map(|p| p.as_str().to_string()),
+            user_id: d.user_id.map(|id| id.get().to_string()),
+            user_id_is_hint: d.user_id_is_hint,
+            first_name: d.first_name.clone(),
+            last_name: d.last_name.clone(),
+            full_name,
+            extra: Value::Object(d.extra.clone()),
+            row: d.row as i64,
+        }
+    }
+}
+
+/// A target row as both backends read it.
+pub(crate) struct TargetRow {
+    pub id: i64,
+    pub task_id: i64,
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    pub user_id_is_hint: bool,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub extra: Value,
+    pub source: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub source_row: Option<i64>,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TargetRow {
+    pub(crate) fn into_target(self) -> Result<domain::audience::Target> {
+        use domain::audience::{Target, TargetSource, TargetStatus};
+        let bad = |what: &str, v: &str| StoreError::Corrupt(format!("target {}: invalid {what} {v:?}", self.id));
+        Ok(Target {
+            id: self.id,
+            task_id: self.task_id,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(|v| v.parse().map_err(|_| bad("user id", v)))
+                .transpose()?,
+            source: TargetSource::parse(&self.source).ok_or_else(|| bad("source", &self.source))?,
+            status: TargetStatus::parse(&self.status).ok_or_else(|| bad("status", &self.status))?,
+            username: self.username,
+            user_id_is_hint: self.user_id_is_hint,
+            phone: self.phone,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            extra: self.extra,
+            reason: self.reason,
+            attempts: self.attempts,
+            source_row: self.source_row,
+            processed_at: self.processed_at,
+            created_at: self.created_at,
+        })
     }
 }

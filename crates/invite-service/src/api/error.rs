@@ -25,6 +25,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A service this request depends on cannot be reached (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A service this request depends on answered wrongly (502).
+    #[error("{0}")]
+    BadGateway(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,6 +79,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(text) => detail(StatusCode::CONFLICT, text),
             ApiError::PayloadTooLarge(text) => detail(StatusCode::PAYLOAD_TOO_LARGE, text),
             ApiError::UnsupportedMediaType(text) => detail(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
+            ApiError::Unavailable(text) => detail(StatusCode::SERVICE_UNAVAILABLE, text),
+            ApiError::BadGateway(text) => detail(StatusCode::BAD_GATEWAY, text),
             ApiError::Store(e) => {
                 // The full error goes to the log with the request id; the client learns only the kind.
                 tracing::error!(error = %e, "store error");

@@ -3,11 +3,14 @@
 
 mod audit;
 pub mod auth;
+mod do_not_contact;
 mod error;
 mod health;
+mod imports;
 pub mod openapi;
 mod query;
 pub mod request;
+mod targets;
 mod tasks;
 
 use std::sync::Arc;
@@ -17,14 +20,14 @@ use axum::{
     http::{header, StatusCode},
     middleware,
     response::{Html, IntoResponse},
-    routing::get,
+    routing::{delete, get, post},
     Json, Router,
 };
 use clock::SharedClock;
 use serde_json::json;
 use store::SharedStore;
 
-use crate::telemetry::Metrics;
+use crate::{config::ImportConfig, integrations::parsing_service::ParsingServiceClient, telemetry::Metrics};
 
 pub use error::ApiError;
 
@@ -38,10 +41,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub trust_forwarded_for: bool,
     pub max_body_bytes: usize,
+    pub import: ImportConfig,
+    /// None when PARSING_SERVICE_URL is unset.
+    pub parsing: Option<Arc<ParsingServiceClient>>,
 }
 
 /// The API routes (without `/metrics`, which may live on its own listener).
 pub fn router(state: AppState) -> Router {
+    // The multipart envelope around a file of the largest accepted size.
+    let upload_limit = state.import.max_upload_bytes + 64 * 1024;
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/tasks", get(tasks::list).post(tasks::create))
@@ -49,6 +57,23 @@ pub fn router(state: AppState) -> Router {
             "/tasks/{task_id}",
             get(tasks::get).put(tasks::update).delete(tasks::delete),
         )
+        .route(
+            "/tasks/{task_id}/targets",
+            get(targets::list).delete(targets::delete_many),
+        )
+        .route("/tasks/{task_id}/targets/{target_id}", delete(targets::delete_one))
+        .route(
+            "/import/file",
+            post(imports::file).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/import/parsing", post(imports::parsing))
+        .route("/import/validate", get(imports::validate))
+        .route("/do-not-contact", get(do_not_contact::list).post(do_not_contact::add))
+        .route(
+            "/do-not-contact/import",
+            post(do_not_contact::import).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/do-not-contact/{entry_id}", delete(do_not_contact::delete))
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/docs", get(|| async { Html(include_str!("docs.html")) }));

@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::task::{Task, TaskCounters, TaskSpec, TaskStatus, UserId};
+use domain::{
+    audience::Target,
+    task::{Task, TaskCounters, TaskSpec, TaskStatus, UserId},
+};
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
@@ -13,11 +16,14 @@ use crate::{
     changed_details, count_pending,
     error::{Result, StoreError},
     model::{
-        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, Page, PageRequest, RequestMeta, TaskQuery,
+        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord,
+        ImportRequest, NewDncEntry, Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery,
         TaskRow, TaskSortField, UpdateOutcome,
     },
-    Store, StoreOptions,
+    task_object, Store, StoreOptions,
 };
+
+mod audience;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -86,18 +92,19 @@ impl PgStore {
         conn: &mut PgConnection,
         user: UserId,
         action: &str,
-        object_id: i64,
+        object: (&str, String),
         details: Value,
         now: DateTime<Utc>,
         meta: &RequestMeta,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (user_id, action, object_type, object_id, request_id, client_addr, details, created_at) \
-             VALUES ($1, $2, 'task', $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(user.get())
         .bind(action)
-        .bind(object_id.to_string())
+        .bind(object.0)
+        .bind(object.1)
         .bind(&meta.request_id)
         .bind(&meta.client_addr)
         .bind(details)
@@ -204,7 +211,7 @@ impl Store for PgStore {
             &mut tx,
             user,
             audit_action::TASK_CREATE,
-            id,
+            task_object(id),
             Value::Object(Default::default()),
             now,
             meta,
@@ -288,7 +295,7 @@ impl Store for PgStore {
             &mut tx,
             user,
             audit_action::TASK_UPDATE,
-            id,
+            task_object(id),
             changed_details(changed),
             now,
             meta,
@@ -326,7 +333,7 @@ impl Store for PgStore {
             &mut tx,
             user,
             audit_action::TASK_DELETE,
-            id,
+            task_object(id),
             serde_json::json!({ "name": name }),
             now,
             meta,
@@ -371,5 +378,61 @@ impl Store for PgStore {
             total,
             request: page,
         })
+    }
+    async fn import_targets(
+        &self,
+        user: UserId,
+        request: ImportRequest,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<ImportOutcome> {
+        self.import_targets_impl(user, request, now, meta).await
+    }
+
+    async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>> {
+        self.get_import_impl(user, task_id, import_id).await
+    }
+
+    async fn list_targets(&self, user: UserId, task_id: i64, query: &TargetQuery) -> Result<Option<Page<Target>>> {
+        self.list_targets_impl(user, task_id, query).await
+    }
+
+    async fn delete_targets(
+        &self,
+        user: UserId,
+        task_id: i64,
+        ids: Option<&[i64]>,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<TargetDeleteOutcome> {
+        self.delete_targets_impl(user, task_id, ids, now, meta).await
+    }
+
+    async fn add_do_not_contact(
+        &self,
+        user: UserId,
+        entries: &[NewDncEntry],
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<DncAdded> {
+        self.add_do_not_contact_impl(user, entries, now, meta).await
+    }
+
+    async fn list_do_not_contact(&self, user: UserId, page: PageRequest) -> Result<Page<DncEntry>> {
+        self.list_do_not_contact_impl(user, page).await
+    }
+
+    async fn delete_do_not_contact(
+        &self,
+        user: UserId,
+        id: i64,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<bool> {
+        self.delete_do_not_contact_impl(user, id, now, meta).await
+    }
+
+    async fn do_not_contact_among(&self, user: UserId, keys: &[String]) -> Result<Vec<String>> {
+        self.do_not_contact_among_impl(user, keys).await
     }
 }

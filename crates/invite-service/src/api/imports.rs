@@ -1,0 +1,457 @@
+//! Audience import: files, the Parsing Service, and the validation report.
+
+use axum::{
+    extract::{Multipart, State},
+    http::StatusCode,
+    Json,
+};
+use domain::{
+    audience::{ImportReport, TargetSource},
+    phone::Region,
+    task::TaskStatus,
+    validation::{FieldError, FieldErrors},
+    UserId,
+};
+use serde_json::{json, Value};
+use store::{ImportOutcome, ImportRequest, RequestMeta};
+
+use crate::{
+    api::{
+        auth::{AuthUser, CallerToken},
+        error::{ApiError, ApiResult},
+        query::Query,
+        request::{JsonBody, Meta},
+        AppState,
+    },
+    importer::{
+        self,
+        parsing::ParsingFilters,
+        read::{self, ReadError, ReadOptions},
+        Prepared,
+    },
+    integrations::parsing_service::{ParsingServiceClient, UpstreamError},
+};
+
+/// A multipart upload: the file and the text fields beside it.
+pub struct Upload {
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    pub fields: std::collections::HashMap<String, String>,
+}
+
+/// Reads a multipart body, refusing a file above the configured size with 413.
+pub async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> ApiResult<Upload> {
+    let mut upload = Upload {
+        file_name: None,
+        content_type: None,
+        bytes: Vec::new(),
+        fields: Default::default(),
+    };
+    let mut has_file = false;
+    let malformed = |e: axum::extract::multipart::MultipartError| -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(max_bytes)
+        } else {
+            FieldError::new(
+                &["body"],
+                "value_error",
+                format!("the multipart body could not be read: {}", e.body_text()),
+            )
+            .into()
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            has_file = true;
+            upload.file_name = field.file_name().map(str::to_string);
+            upload.content_type = field.content_type().map(str::to_string);
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                if upload.bytes.len() + chunk.len() > max_bytes {
+                    return Err(too_large(max_bytes));
+                }
+                upload.bytes.extend_from_slice(&chunk);
+            }
+        } else {
+            let text = field.text().await.map_err(malformed)?;
+            upload.fields.insert(name, text);
+        }
+    }
+    if !has_file {
+        return Err(FieldError::missing(&["body", "file"]).into());
+    }
+    Ok(upload)
+}
+
+fn too_large(max_bytes: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is larger than the limit of {max_bytes} bytes ({:.1} MiB)",
+        max_bytes as f64 / (1024.0 * 1024.0)
+    ))
+}
+
+fn positive_id(v: Option<&str>, loc: &[&str], errors: &mut FieldErrors) -> Option<i64> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        errors.push(FieldError::missing(loc));
+        return None;
+    };
+    match v.parse::<i64>() {
+        Ok(id) if id > 0 => Some(id),
+        _ => {
+            let name = loc.last().copied().unwrap_or("id");
+            errors.push(FieldError::new(
+                loc,
+                "int_parsing",
+                format!("{name} must be a positive integer (got {v:?})"),
+            ));
+            None
+        }
+    }
+}
+
+fn flag(v: Option<&Value>, loc: &[&str], errors: &mut FieldErrors) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "0" | "no" | "off" => false,
+            "true" | "1" | "yes" | "on" => true,
+            _ => {
+                errors.push(FieldError::new(
+                    loc,
+                    "bool_parsing",
+                    format!("{} must be true or false", loc[loc.len() - 1]),
+                ));
+                false
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new(
+                loc,
+                "bool_type",
+                format!("{} must be true or false", loc[loc.len() - 1]),
+            ));
+            false
+        }
+    }
+}
+
+fn region_field(v: Option<&str>, default: Region, errors: &mut FieldErrors) -> Region {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => default,
+        Some(code) => Region::parse(code).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                &["body", "phone_region"],
+                "value_error",
+                format!("phone_region must be an ISO country code such as RU, KZ or US (got {code:?})"),
+            ));
+            default
+        }),
+    }
+}
+
+/// Checks before any heavy work that the task exists and still takes targets (the store checks again
+/// inside its transaction).
+async fn editable_task(state: &AppState, user: UserId, task_id: i64) -> ApiResult<()> {
+    let task = state
+        .store
+        .get_task(user, task_id)
+        .await?
+        .ok_or(ApiError::task_not_found(task_id))?;
+    locked(task_id, task.status).map_or(Ok(()), Err)
+}
+
+fn locked(task_id: i64, status: TaskStatus) -> Option<ApiError> {
+    (status == TaskStatus::InProgress || status.is_finished()).then(|| {
+        ApiError::Conflict(format!(
+            "task {task_id} is {status}: targets can be imported only before it runs or while it is paused"
+        ))
+    })
+}
+
+pub fn read_error(e: ReadError) -> ApiError {
+    match e {
+        ReadError::UnknownFormat => ApiError::UnsupportedMediaType(e.to_string()),
+        ReadError::TooLargeUnpacked { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        ReadError::NoSuchSheet { .. } => FieldError::new(&["body", "sheet"], "value_error", e.to_string()).into(),
+        ReadError::Malformed(_) | ReadError::Empty => {
+            FieldError::new(&["body", "file"], "value_error", e.to_string()).into()
+        }
+    }
+}
+
+/// Reads an uploaded file into a table on a blocking thread (parsing a large file is CPU work).
+pub async fn read_file(upload: Upload, sheet: Option<String>, max_unpacked: u64) -> ApiResult<read::RawTable> {
+    let options = ReadOptions {
+        sheet,
+        max_uncompressed_bytes: max_unpacked,
+    };
+    tokio::task::spawn_blocking(move || {
+        read::read_table(
+            upload.file_name.as_deref(),
+            upload.content_type.as_deref(),
+            &upload.bytes,
+            &options,
+        )
+    })
+    .await
+    .map_err(|_| {
+        ApiError::from(FieldError::new(
+            &["body", "file"],
+            "value_error",
+            "the file could not be read",
+        ))
+    })?
+    .map_err(read_error)
+}
+
+/// Stores a prepared import and shapes the answer.
+#[allow(clippy::too_many_arguments)]
+async fn store_import(
+    state: &AppState,
+    user: UserId,
+    meta: &RequestMeta,
+    task_id: i64,
+    source: TargetSource,
+    file_name: Option<String>,
+    dry_run: bool,
+    prepared: Prepared,
+    limit_loc: &[&str],
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let request = ImportRequest {
+        task_id,
+        source,
+        file_name,
+        dry_run,
+        drafts: prepared.drafts,
+        report: prepared.report,
+        max_targets: state.import.max_targets_per_task,
+    };
+    match state
+        .store
+        .import_targets(user, request, state.clock.now(), meta)
+        .await?
+    {
+        ImportOutcome::Done { import_id, report } => {
+            tracing::info!(
+                task_id,
+                import_id,
+                dry_run,
+                stored = report.stored,
+                rejected = report.invalid + report.duplicates + report.excluded,
+                "targets imported"
+            );
+            let status = if dry_run { StatusCode::OK } else { StatusCode::CREATED };
+            Ok((status, Json(import_json(import_id, task_id, dry_run, &report))))
+        }
+        ImportOutcome::NotFound => Err(ApiError::task_not_found(task_id)),
+        ImportOutcome::Locked(status) => Err(locked(task_id, status).expect("the store reports only locking statuses")),
+        ImportOutcome::TooManyTargets {
+            existing,
+            adding,
+            limit,
+        } => Err(FieldError::new(
+            limit_loc,
+            "value_error",
+            format!(
+                "the task would hold {} targets ({existing} already, {adding} new); at most {limit} are allowed",
+                existing + adding
+            ),
+        )
+        .into()),
+    }
+}
+
+fn import_json(import_id: i64, task_id: i64, dry_run: bool, report: &ImportReport) -> Value {
+    json!({"import_id": import_id, "task_id": task_id, "dry_run": dry_run, "report": report})
+}
+
+/// `POST /import/file` (multipart: `file`, `task_id`, optional `mapping`, `dry_run`, `sheet`, `phone_region`).
+pub async fn file(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Meta(meta): Meta,
+    multipart: Multipart,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let upload = read_upload(multipart, state.import.max_upload_bytes).await?;
+    let mut errors = FieldErrors::default();
+    let task_id = positive_id(
+        upload.fields.get("task_id").map(String::as_str),
+        &["body", "task_id"],
+        &mut errors,
+    );
+    let dry_run = flag(
+        upload.fields.get("dry_run").map(|v| Value::String(v.clone())).as_ref(),
+        &["body", "dry_run"],
+        &mut errors,
+    );
+    let region = region_field(
+        upload.fields.get("phone_region").map(String::as_str),
+        state.import.phone_region,
+        &mut errors,
+    );
+    let mapping = match upload.fields.get("mapping").map(|m| m.trim()).filter(|m| !m.is_empty()) {
+        None => None,
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(FieldError::new(
+                    &["body", "mapping"],
+                    "json_invalid",
+                    format!("mapping is not valid JSON: {e}"),
+                ));
+                None
+            }
+        },
+    };
+    let sheet = upload
+        .fields
+        .get("sheet")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let task_id = errors.into_result(|| task_id)?.expect("no errors means a task id");
+    editable_task(&state, user, task_id).await?;
+    let file_name = upload.file_name.clone();
+    let table = read_file(upload, sheet, state.import.xlsx_max_unpacked_bytes).await?;
+    let prepared = tokio::task::spawn_blocking(move || importer::prepare_table(&table, mapping.as_ref(), region))
+        .await
+        .map_err(|_| {
+            ApiError::from(FieldError::new(
+                &["body", "file"],
+                "value_error",
+                "the file could not be read",
+            ))
+        })??;
+    store_import(
+        &state,
+        user,
+        &meta,
+        task_id,
+        TargetSource::FileUpload,
+        file_name,
+        dry_run,
+        prepared,
+        &["body", "file"],
+    )
+    .await
+}
+
+/// `POST /import/parsing` (`task_id`, `parsing_task_id`, optional `skip_bots` (default true), `dry_run`).
+pub async fn parsing(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    CallerToken(token): CallerToken,
+    Meta(meta): Meta,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = FieldErrors::default();
+    let task_id = match body.get("task_id") {
+        Some(Value::Number(n)) => positive_id(Some(&n.to_string()), &["body", "task_id"], &mut errors),
+        Some(Value::String(s)) => positive_id(Some(s), &["body", "task_id"], &mut errors),
+        _ => positive_id(None, &["body", "task_id"], &mut errors),
+    };
+    let parsing_task_id = match body.get("parsing_task_id") {
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let parsing_task_id = match parsing_task_id {
+        Some(id)
+            if (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(id)
+        }
+        Some(id) => {
+            errors.push(FieldError::new(
+                &["body", "parsing_task_id"],
+                "value_error",
+                format!("parsing_task_id must be 1–64 letters, digits, '-' or '_' (got {id:?})"),
+            ));
+            None
+        }
+        None => {
+            errors.push(FieldError::missing(&["body", "parsing_task_id"]));
+            None
+        }
+    };
+    let skip_bots = body.get("skip_bots").is_none_or(Value::is_null)
+        || flag(body.get("skip_bots"), &["body", "skip_bots"], &mut errors);
+    let dry_run = flag(body.get("dry_run"), &["body", "dry_run"], &mut errors);
+    let region = region_field(
+        body.get("phone_region").and_then(Value::as_str),
+        state.import.phone_region,
+        &mut errors,
+    );
+    let (task_id, parsing_task_id) = errors.into_result(|| (task_id, parsing_task_id))?;
+    let (task_id, parsing_task_id) = (task_id.expect("validated"), parsing_task_id.expect("validated"));
+    editable_task(&state, user, task_id).await?;
+    let client: &ParsingServiceClient = state.parsing.as_deref().ok_or_else(|| {
+        ApiError::Unavailable("the Parsing Service is not configured (PARSING_SERVICE_URL is unset)".into())
+    })?;
+    let results = client
+        .results(
+            &parsing_task_id,
+            &token,
+            state.import.max_targets_per_task.saturating_mul(10).max(10_000),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, parsing_task_id, "Parsing Service import failed");
+            match e {
+                UpstreamError::NotFound(_) => ApiError::NotFound(e.to_string()),
+                UpstreamError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+                UpstreamError::TooMany(_) => {
+                    FieldError::new(&["body", "parsing_task_id"], "value_error", e.to_string()).into()
+                }
+                UpstreamError::Refused(_) | UpstreamError::BadResponse(_) => ApiError::BadGateway(e.to_string()),
+            }
+        })?;
+    let filters = ParsingFilters { skip_bots };
+    let prepared = importer::parsing::prepare_results(&results, filters, region, &parsing_task_id);
+    let file_name = Some(format!("parsing task {parsing_task_id}"));
+    store_import(
+        &state,
+        user,
+        &meta,
+        task_id,
+        TargetSource::ParsingImport,
+        file_name,
+        dry_run,
+        prepared,
+        &["body", "parsing_task_id"],
+    )
+    .await
+}
+
+/// `GET /import/validate?task_id=…[&import_id=…]`: the report of the task's newest (or the named) import.
+pub async fn validate(State(state): State<AppState>, AuthUser(user): AuthUser, q: Query) -> ApiResult<Json<Value>> {
+    let mut errors = FieldErrors::default();
+    let task_id = positive_id(q.get("task_id"), &["query", "task_id"], &mut errors);
+    let import_id = q
+        .get("import_id")
+        .and_then(|v| positive_id(Some(v), &["query", "import_id"], &mut errors));
+    let task_id = errors.into_result(|| task_id)?.expect("validated");
+    state
+        .store
+        .get_task(user, task_id)
+        .await?
+        .ok_or(ApiError::task_not_found(task_id))?;
+    let record = state.store.get_import(user, task_id, import_id).await?.ok_or_else(|| {
+        ApiError::NotFound(match import_id {
+            Some(id) => format!("task {task_id} has no import {id}"),
+            None => format!("task {task_id} has no import yet; upload a file with POST /import/file (dry_run=true to only check it)"),
+        })
+    })?;
+    Ok(Json(json!({
+        "import_id": record.id,
+        "task_id": record.task_id,
+        "source": record.source,
+        "file_name": record.file_name,
+        "dry_run": record.dry_run,
+        "request_id": record.request_id,
+        "created_at": record.created_at,
+        "report": record.report,
+    })))
+}

@@ -1,0 +1,447 @@
+//! Targets, imports and the do-not-contact list on PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use domain::{
+    audience::{exclude_known, Target},
+    task::{TaskStatus, UserId},
+};
+use serde_json::{json, Value};
+use sqlx::{postgres::PgRow, Postgres, QueryBuilder, Row};
+
+use super::PgStore;
+use crate::{
+    error::{Result, StoreError},
+    model::{
+        audit_action, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest, NewDncEntry, Page, PageRequest,
+        RequestMeta, TargetDeleteOutcome, TargetQuery, TargetRow, TargetValues,
+    },
+    INSERT_CHUNK,
+};
+
+fn target_from_row(row: &PgRow) -> Result<Target> {
+    TargetRow {
+        id: row.try_get("id")?,
+        task_id: row.try_get("task_id")?,
+        username: row.try_get("username")?,
+        user_id: row.try_get("user_id_platform")?,
+        user_id_is_hint: row.try_get("user_id_is_hint")?,
+        phone: row.try_get("phone_number")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        extra: row.try_get("user_data")?,
+        source: row.try_get("source")?,
+        status: row.try_get("status")?,
+        reason: row.try_get("reason")?,
+        attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+        source_row: row.try_get::<Option<i32>, _>("source_row")?.map(i64::from),
+        processed_at: row.try_get("processed_at")?,
+        created_at: row.try_get("created_at")?,
+    }
+    .into_target()
+}
+
+const TARGET_COLUMNS: &str = "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
+     last_name, user_data, source::text AS source, status, reason, attempts, source_row, processed_at, created_at";
+
+impl PgStore {
+    async fn task_status(conn: &mut sqlx::PgConnection, user: UserId, task_id: i64) -> Result<Option<TaskStatus>> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status::text FROM invite_tasks WHERE id = $1 AND user_id = $2")
+                .bind(task_id)
+                .bind(user.get())
+                .fetch_optional(&mut *conn)
+                .await?;
+        status
+            .map(|s| TaskStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("task {task_id}: status {s:?}"))))
+            .transpose()
+    }
+
+    pub(super) async fn import_targets_impl(
+        &self,
+        user: UserId,
+        request: ImportRequest,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<ImportOutcome> {
+        let task_id = request.task_id;
+        let mut tx = self.pool.begin().await?;
+        // Imports into one task, and the engine's changes to it, take turns on the task's row.
+        sqlx::query("SELECT id FROM invite_tasks WHERE id = $1 AND user_id = $2 FOR UPDATE")
+            .bind(task_id)
+            .bind(user.get())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(status) = Self::task_status(&mut tx, user, task_id).await? else {
+            return Ok(ImportOutcome::NotFound);
+        };
+        if status == TaskStatus::InProgress || status.is_finished() {
+            return Ok(ImportOutcome::Locked(status));
+        }
+        let in_task: HashSet<String> = sqlx::query_scalar("SELECT key FROM invite_target_keys WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let dnc: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1")
+            .bind(user.get())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let mut report = request.report;
+        let drafts = exclude_known(request.drafts, &in_task, &dnc, &mut report);
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invite_targets WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing as usize + drafts.len() > request.max_targets {
+            return Ok(ImportOutcome::TooManyTargets {
+                existing: existing as usize,
+                adding: drafts.len(),
+                limit: request.max_targets,
+            });
+        }
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO invite_imports (task_id, user_id, source, file_name, dry_run, total_rows, valid, invalid, \
+             duplicates, excluded, stored, report, request_id, created_at) \
+             VALUES ($1, $2, $3::targetsource, $4, $5, 0, 0, 0, 0, 0, 0, '{}', $6, $7) RETURNING id",
+        )
+        .bind(task_id)
+        .bind(user.get())
+        .bind(request.source.as_str())
+        .bind(&request.file_name)
+        .bind(request.dry_run)
+        .bind(&meta.request_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+
+        if !request.dry_run && !drafts.is_empty() {
+            for chunk in drafts.chunks(INSERT_CHUNK) {
+                let mut insert = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
+                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, created_at, \
+                     updated_at) ",
+                );
+                insert.push_values(chunk.iter().map(TargetValues::of), |mut b, v| {
+                    b.push_bind(task_id)
+                        .push_bind(v.username)
+                        .push_bind(v.phone)
+                        .push_bind(v.user_id)
+                        .push_bind(v.user_id_is_hint)
+                        .push_bind(v.first_name)
+                        .push_bind(v.last_name)
+                        .push_bind(v.full_name)
+                        .push_bind(v.extra)
+                        .push_bind(request.source.as_str())
+                        .push_unseparated("::targetsource")
+                        .push_bind("pending")
+                        .push_bind(v.row as i32)
+                        .push_bind(import_id)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                insert.push(" RETURNING id, source_row");
+                let ids: HashMap<i64, i64> = insert
+                    .build_query_as::<(i64, i32)>()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id, row)| (i64::from(row), id))
+                    .collect();
+                let keys: Vec<(String, i64)> = chunk
+                    .iter()
+                    .flat_map(|d| {
+                        let id = ids[&(d.row as i64)];
+                        d.keys().into_iter().map(move |k| (k, id))
+                    })
+                    .collect();
+                for keys in keys.chunks(INSERT_CHUNK) {
+                    let mut insert =
+                        QueryBuilder::<Postgres>::new("INSERT INTO invite_target_keys (task_id, key, target_id) ");
+                    insert.push_values(keys, |mut b, (key, id)| {
+                        b.push_bind(task_id).push_bind(key).push_bind(id);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query(
+                "UPDATE invite_tasks SET target_count = target_count + $1, updated_at = $2, version = version + 1 \
+                 WHERE id = $3",
+            )
+            .bind(drafts.len() as i64)
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+            report.stored = drafts.len();
+        }
+        sqlx::query(
+            "UPDATE invite_imports SET total_rows = $1, valid = $2, invalid = $3, duplicates = $4, excluded = $5, \
+             stored = $6, report = $7 WHERE id = $8",
+        )
+        .bind(report.total_rows as i32)
+        .bind(report.valid as i32)
+        .bind(report.invalid as i32)
+        .bind(report.duplicates as i32)
+        .bind(report.excluded as i32)
+        .bind(report.stored as i32)
+        .bind(serde_json::to_value(&report).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({"import_id": import_id, "dry_run": request.dry_run, "stored": report.stored});
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TARGETS_IMPORT,
+            crate::task_object(task_id),
+            details,
+            now,
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Done {
+            import_id,
+            report: Box::new(report),
+        })
+    }
+
+    pub(super) async fn get_import_impl(
+        &self,
+        user: UserId,
+        task_id: i64,
+        import_id: Option<i64>,
+    ) -> Result<Option<ImportRecord>> {
+        let row = sqlx::query(
+            "SELECT id, task_id, source::text AS source, file_name, dry_run, report, request_id, created_at \
+             FROM invite_imports WHERE task_id = $1 AND user_id = $2 AND ($3::BIGINT IS NULL OR id = $3) \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(task_id)
+        .bind(user.get())
+        .bind(import_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(ImportRecord {
+                id: row.try_get("id")?,
+                task_id: row.try_get("task_id")?,
+                source: row.try_get("source")?,
+                file_name: row.try_get("file_name")?,
+                dry_run: row.try_get("dry_run")?,
+                report: row.try_get("report")?,
+                request_id: row.try_get("request_id")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn list_targets_impl(
+        &self,
+        user: UserId,
+        task_id: i64,
+        query: &TargetQuery,
+    ) -> Result<Option<Page<Target>>> {
+        let mut conn = self.pool.acquire().await?;
+        if Self::task_status(&mut conn, user, task_id).await?.is_none() {
+            return Ok(None);
+        }
+        let status = query.status.map(|s| s.as_str());
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM invite_targets WHERE task_id = $1 AND ($2::TEXT IS NULL OR status = $2)",
+        )
+        .bind(task_id)
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await?;
+        let sql = format!(
+            "SELECT {TARGET_COLUMNS} FROM invite_targets WHERE task_id = $1 AND ($2::TEXT IS NULL OR status = $2) \
+             ORDER BY id LIMIT $3 OFFSET $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(task_id)
+            .bind(status)
+            .bind(i64::from(query.page.page_size))
+            .bind(query.page.offset())
+            .fetch_all(&mut *conn)
+            .await?;
+        let items = rows.iter().map(target_from_row).collect::<Result<_>>()?;
+        Ok(Some(Page {
+            items,
+            total,
+            request: query.page,
+        }))
+    }
+
+    pub(super) async fn delete_targets_impl(
+        &self,
+        user: UserId,
+        task_id: i64,
+        ids: Option<&[i64]>,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<TargetDeleteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let started: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT status::text, started_at FROM invite_tasks WHERE id = $1 AND user_id = $2 FOR UPDATE",
+        )
+        .bind(task_id)
+        .bind(user.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((status, started_at)) = started else {
+            return Ok(TargetDeleteOutcome::NotFound);
+        };
+        let status =
+            TaskStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("task status {status:?}")))?;
+        if status != TaskStatus::Pending || started_at.is_some() {
+            return Ok(TargetDeleteOutcome::Started(status));
+        }
+        let mut delete = QueryBuilder::<Postgres>::new("DELETE FROM invite_targets WHERE task_id = ");
+        delete.push_bind(task_id);
+        if let Some(ids) = ids {
+            delete.push(" AND id IN (");
+            let mut list = delete.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            delete.push(")");
+        }
+        let deleted = delete.build().execute(&mut *tx).await?.rows_affected();
+        sqlx::query(
+            "UPDATE invite_tasks SET target_count = target_count - $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3",
+        )
+        .bind(deleted as i64)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({"deleted": deleted, "ids": ids});
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::TARGETS_DELETE,
+            crate::task_object(task_id),
+            details,
+            now,
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TargetDeleteOutcome::Deleted(deleted))
+    }
+
+    pub(super) async fn add_do_not_contact_impl(
+        &self,
+        user: UserId,
+        entries: &[NewDncEntry],
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<DncAdded> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO do_not_contact (user_id, key, kind, value, reason, created_at) ",
+            );
+            insert.push_values(chunk, |mut b, e| {
+                b.push_bind(user.get())
+                    .push_bind(e.identifier.dedup_key())
+                    .push_bind(e.identifier.kind().as_str())
+                    .push_bind(e.identifier.value())
+                    .push_bind(&e.reason)
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (user_id, key) DO NOTHING");
+            added += insert.build().execute(&mut *tx).await?.rows_affected() as usize;
+        }
+        let details = json!({"added": added, "submitted": entries.len()});
+        let object = ("do_not_contact", user.get().to_string());
+        Self::insert_audit(&mut tx, user, audit_action::DNC_ADD, object, details, now, meta).await?;
+        tx.commit().await?;
+        Ok(DncAdded {
+            added,
+            already_listed: entries.len() - added,
+        })
+    }
+
+    pub(super) async fn list_do_not_contact_impl(&self, user: UserId, page: PageRequest) -> Result<Page<DncEntry>> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM do_not_contact WHERE user_id = $1")
+            .bind(user.get())
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, value, reason, created_at FROM do_not_contact WHERE user_id = $1 \
+             ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(user.get())
+        .bind(i64::from(page.page_size))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(DncEntry {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    value: r.try_get("value")?,
+                    reason: r.try_get("reason")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            total,
+            request: page,
+        })
+    }
+
+    pub(super) async fn delete_do_not_contact_impl(
+        &self,
+        user: UserId,
+        id: i64,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let value: Option<String> =
+            sqlx::query_scalar("DELETE FROM do_not_contact WHERE id = $1 AND user_id = $2 RETURNING value")
+                .bind(id)
+                .bind(user.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(value) = value else { return Ok(false) };
+        let details: Value = json!({ "value": value });
+        Self::insert_audit(
+            &mut tx,
+            user,
+            audit_action::DNC_DELETE,
+            ("do_not_contact", id.to_string()),
+            details,
+            now,
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn do_not_contact_among_impl(&self, user: UserId, keys: &[String]) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1 AND key = ANY($2)")
+                .bind(user.get())
+                .bind(keys)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
