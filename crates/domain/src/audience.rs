@@ -235,6 +235,7 @@ pub fn exclude_known(
         }
     }
     report.valid = out.len();
+    report.rejected.sort_by_key(|r| r.row);
     report.preview = out.iter().take(PREVIEW_ROWS).map(TargetDraft::preview).collect();
     out
 }

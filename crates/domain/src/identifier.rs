@@ -186,6 +186,10 @@ fn without_float_zeros(s: &str) -> &str {
     }
 }
 
+/// Fewer digits than this are not taken for a user id when guessing a column by its content (a column
+/// named as ids, or mapped, still accepts any positive id).
+const MIN_GUESSED_ID_DIGITS: usize = 5;
+
 /// What a cell looks like, for finding which column holds which kind of identifier by its
 /// content; `None` for a cell that looks like none of them. In order:
 /// - empty: `None`;
@@ -193,8 +197,8 @@ fn without_float_zeros(s: &str) -> &str {
 /// - starting with `+` or `00`, or digits with phone punctuation (brackets, hyphens, spaces), that
 ///   reads as a phone number of `region`: a phone;
 /// - digits only (or with a spreadsheet's `.0`): 11–15 digits that read as a phone number are a
-///   phone; anything else that is a positive 64-bit integer is a user id (Telegram ids have up to
-///   10 digits today);
+///   phone; 5 or more digits that are a positive 64-bit integer are a user id (Telegram ids have up
+///   to 10 digits today; shorter numbers are counts, sizes or codes far more often than users);
 /// - a valid bare username: a username.
 ///
 /// Whenever this returns a kind, [`Identifier::parse_as`] with that kind accepts the cell.
@@ -214,7 +218,8 @@ pub fn guess_kind(cell: &str, region: Region) -> Option<IdentifierKind> {
         if (11..=15).contains(&cell.len()) && Phone::parse(cell, region).is_ok() {
             return Some(IdentifierKind::Phone);
         }
-        return PlatformUserId::parse(cell).is_ok().then_some(IdentifierKind::UserId);
+        let plausible_id = cell.len() >= MIN_GUESSED_ID_DIGITS && PlatformUserId::parse(cell).is_ok();
+        return plausible_id.then_some(IdentifierKind::UserId);
     }
     Username::parse(cell).is_ok().then_some(IdentifierKind::Username)
 }
@@ -390,7 +395,9 @@ mod tests {
             ("89123456789", Some(Phone)),
             ("123456789", Some(UserId)),
             ("5012345678", Some(UserId)),
-            ("123.0", Some(UserId)),
+            ("123456.0", Some(UserId)),
+            ("123.0", None),
+            ("1234", None),
             ("99999999999", Some(UserId)),
             ("1234567890123456789", Some(UserId)),
             ("12345678901234567890", None),

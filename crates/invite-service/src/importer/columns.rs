@@ -198,8 +198,9 @@ const CONTENT_SAMPLE: usize = 200;
 const CONTENT_AGREEMENT: f64 = 0.6;
 
 /// Finds the header row (if any) among the first rows: the first row with the most cells that are
-/// known header names.
-fn find_header(rows: &[RawRow]) -> Option<usize> {
+/// known header names; failing that, a first row of plain words above columns of identifiers
+/// (`Contact;Notes` over phone numbers).
+fn find_header(rows: &[RawRow], region: Region) -> Option<usize> {
     let mut best: Option<(usize, usize)> = None;
     for (i, row) in rows.iter().take(HEADER_SEARCH_ROWS).enumerate() {
         let known = row.cells.iter().filter(|c| field_of_header(c).is_some()).count();
@@ -208,6 +209,23 @@ fn find_header(rows: &[RawRow]) -> Option<usize> {
         }
     }
     best.map(|(i, _)| i)
+        .or_else(|| first_row_names_columns(rows, region).then_some(0))
+}
+
+/// True when, in every column whose other rows agree on a kind of identifier, the first row holds a
+/// non-empty cell that is not of that kind (a word like "Contact" over phone numbers).
+fn first_row_names_columns(rows: &[RawRow], region: Region) -> bool {
+    let Some((first, rest)) = rows.split_first() else {
+        return false;
+    };
+    let below = guesses(rest, first.cells.len(), region);
+    !below.is_empty()
+        && below.iter().all(|(i, field, ..)| {
+            first
+                .cells
+                .get(*i)
+                .is_some_and(|c| !c.is_empty() && guess_kind(c, region).map(Field::of_kind) != Some(*field))
+        })
 }
 
 /// Decides the layout of a table. `headers` is given when the format names its columns (JSON);
@@ -220,7 +238,7 @@ pub fn detect(
 ) -> Result<(Layout, usize), FieldError> {
     let (header_cells, data_start, header_row): (Option<Vec<String>>, usize, Option<usize>) = match headers {
         Some(h) => (Some(h.to_vec()), 0, None),
-        None => match find_header(rows) {
+        None => match find_header(rows, region) {
             Some(i) => (Some(rows[i].cells.clone()), i + 1, Some(rows[i].number)),
             None => (None, 0, None),
         },
@@ -506,6 +524,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad.msg.contains("column 1 to both"));
+    }
+
+    #[test]
+    fn a_first_row_of_words_over_identifiers_is_a_header() {
+        let table = rows(&[&["Contact", "Notes"], &["79123456789", "vip"], &["79120000002", ""]]);
+        let (layout, start) = detect(None, &table, None, Region::default()).unwrap();
+        assert_eq!((layout.header_row, start), (Some(1), 1));
+        assert_eq!(fields(&layout), [Some("phone"), None]);
+        let words = rows(&[&["red", "big"], &["blue", "tall"]]);
+        assert_eq!(
+            detect(None, &words, None, Region::default()).unwrap().0.header_row,
+            None
+        );
     }
 
     #[test]

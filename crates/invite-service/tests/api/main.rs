@@ -4,7 +4,9 @@
 mod support;
 
 mod auth;
+mod import;
 mod listing;
+mod parsing_service;
 mod service;
 mod tasks;
 mod validation;

@@ -80,6 +80,11 @@ pub fn start_time() -> DateTime<Utc> {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// The service with extra configuration, e.g. `[("INVITE_MAX_TARGETS_PER_TASK", "5")]`.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let unique = format!("invite_test_{}", uuid::Uuid::new_v4().simple());
     let (database_url, guard) = match backend {
         Backend::Sqlite => {
@@ -112,7 +117,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("INVITE_DATA_DIR", data_dir.to_str().unwrap()),
         ("INVITE_MAX_BODY_BYTES", "65536"),
     ];
-    let config = Config::from_vars(&vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+    let config = Config::from_vars(
+        &vars
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .unwrap();
     let clock = ManualClock::new(start_time());
     let shared: SharedClock = Arc::new(clock.clone());
     let store = app::open_store(&config).await.unwrap();
@@ -219,6 +231,31 @@ impl TestApp {
                     .unwrap();
             }
         }
+    }
+
+    /// Uploads a file to `path` as multipart with the given text fields, as `user`.
+    pub async fn upload(
+        &self,
+        path: &str,
+        user: i64,
+        file_name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string()),
+        );
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        self.raw(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(self.token(user))
+                .multipart(form),
+        )
+        .await
     }
 
     pub async fn stop(self) {
