@@ -1,5 +1,8 @@
 //! The Invite Service: configuration, the HTTP API and telemetry around the domain and the store.
 
+// The OpenAPI document is one `json!` literal, deeper than the default macro recursion allows.
+#![recursion_limit = "512"]
+
 pub mod api;
 pub mod app;
 pub mod cli;

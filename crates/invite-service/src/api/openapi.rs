@@ -98,6 +98,8 @@ pub fn document() -> Value {
         },
         "tags": [
             {"name": "tasks", "description": "Campaign management"},
+            {"name": "audience", "description": "Importing targets, the validation report, a task's targets"},
+            {"name": "do-not-contact", "description": "People who must never be contacted"},
             {"name": "audit", "description": "The caller's own audit trail"},
             {"name": "service", "description": "Health and documentation"}
         ],
@@ -149,6 +151,83 @@ pub fn document() -> Value {
                     "description": "A running (IN_PROGRESS) task must be cancelled first (409).",
                     "parameters": [task_id_param()],
                     "responses": with_errors(json!({"204": {"description": "Deleted"}}), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/import/file": {
+                "post": {
+                    "tags": ["audience"], "summary": "Import targets from a file",
+                    "description": "CSV/TSV/TXT (delimiter and encoding detected: UTF-8 with or without BOM, UTF-16, Windows-1251), XLSX (first sheet or `sheet`; the header may sit below title rows), or JSON (an array of strings or objects, or an object holding one under users/items/data/results). Columns are detected by header names (English and Russian) or content; the report says which column became what and why, and `mapping` corrects it. Duplicates (in the file and in the task) and do-not-contact entries are left out. One transaction: on any error nothing is stored. 201 (200 for a dry run).",
+                    "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"$ref": "#/components/schemas/FileImport"}}}},
+                    "responses": with_errors(json_ok("201", "Imported; the report", "ImportResult"), &["401", "404", "409", "413", "415", "422", "503"])
+                }
+            },
+            "/api/v1/invite/import/parsing": {
+                "post": {
+                    "tags": ["audience"], "summary": "Import targets from a Parsing Service task",
+                    "description": "Reads the parsing task's results page by page with the caller's token. Usernames and phones become identifiers; ids are kept as hints. 502/503 name the Parsing Service when it fails.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ParsingImport"}}}},
+                    "responses": with_errors(json_ok("201", "Imported; the report", "ImportResult"), &["401", "404", "409", "422", "502", "503"])
+                }
+            },
+            "/api/v1/invite/import/validate": {
+                "get": {
+                    "tags": ["audience"], "summary": "The validation report of a task's newest (or a named) import",
+                    "parameters": [
+                        {"name": "task_id", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 1}},
+                        query_param("import_id", "A particular import", json!({"type": "integer", "minimum": 1}))
+                    ],
+                    "responses": with_errors(json_ok("200", "The import and its report", "ImportResult"), &["401", "404", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}/targets": {
+                "get": {
+                    "tags": ["audience"], "summary": "A task's targets",
+                    "parameters": (target_list_params()),
+                    "responses": with_errors(json_ok("200", "One page of targets", "TargetList"), &task_paths_errors)
+                },
+                "delete": {
+                    "tags": ["audience"], "summary": "Remove targets from a task that has not started",
+                    "parameters": [
+                        task_id_param(),
+                        query_param("ids", "Comma-separated target ids", json!({"type": "string", "example": "4,5,6"})),
+                        query_param("all", "true to remove every target", json!({"type": "boolean"}))
+                    ],
+                    "responses": with_errors(json!({"200": {"description": "{\"deleted\": N}"}}), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}/targets/{target_id}": {
+                "delete": {
+                    "tags": ["audience"], "summary": "Remove one target from a task that has not started",
+                    "parameters": [task_id_param(), {"name": "target_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": with_errors(json!({"204": {"description": "Removed"}}), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/do-not-contact": {
+                "get": {
+                    "tags": ["do-not-contact"], "summary": "The caller's do-not-contact list", "parameters": page_params(),
+                    "responses": with_errors(json_ok("200", "One page of entries", "DoNotContactList"), &["401", "422", "503"])
+                },
+                "post": {
+                    "tags": ["do-not-contact"], "summary": "Add people to the do-not-contact list",
+                    "description": "Each entry is a username, phone or user id (kind detected unless given). Imports leave listed people out, and the list is checked again right before each send.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DoNotContactAdd"}}}},
+                    "responses": with_errors(json!({"201": {"description": "{\"added\": N, \"already_listed\": M}"}}), &["401", "413", "415", "422", "503"])
+                }
+            },
+            "/api/v1/invite/do-not-contact/import": {
+                "post": {
+                    "tags": ["do-not-contact"], "summary": "Add everyone in a file to the do-not-contact list",
+                    "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                        "file": {"type": "string", "format": "binary"}, "mapping": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}
+                    }}}}},
+                    "responses": with_errors(json!({"201": {"description": "Counts and rejected rows"}}), &["401", "413", "415", "422", "503"])
+                }
+            },
+            "/api/v1/invite/do-not-contact/{entry_id}": {
+                "delete": {
+                    "tags": ["do-not-contact"], "summary": "Remove an entry",
+                    "parameters": [{"name": "entry_id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": with_errors(json!({"204": {"description": "Removed"}}), &["401", "404", "422", "503"])
                 }
             },
             "/api/v1/invite/audit": {
@@ -206,6 +285,76 @@ pub fn document() -> Value {
                     }
                 },
                 "AuditList": page_schema("AuditEntry"),
+                "FileImport": {
+                    "type": "object", "required": ["file", "task_id"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "At most INVITE_MAX_UPLOAD_BYTES (10 MiB by default)"},
+                        "task_id": {"type": "integer"},
+                        "mapping": {"type": "string", "description": "JSON object: field → header name, 1-based column number, or null. Fields: username, user_id, phone, first_name, last_name, full_name", "example": "{\"username\": \"Ник\", \"phone\": 3}"},
+                        "dry_run": {"type": "boolean", "default": false, "description": "Only validate: nothing is stored but the report"},
+                        "sheet": {"type": "string", "description": "XLSX: the sheet to read (default: the first)"},
+                        "phone_region": {"type": "string", "description": "ISO country code for phones written without one (default INVITE_PHONE_REGION)"}
+                    }
+                },
+                "ParsingImport": {
+                    "type": "object", "required": ["task_id", "parsing_task_id"],
+                    "properties": {
+                        "task_id": {"type": "integer"},
+                        "parsing_task_id": {"type": "string", "maxLength": 64},
+                        "skip_bots": {"type": "boolean", "default": true},
+                        "dry_run": {"type": "boolean", "default": false},
+                        "phone_region": {"type": "string"}
+                    },
+                    "example": {"task_id": 1, "parsing_task_id": "17"}
+                },
+                "ImportResult": {
+                    "type": "object",
+                    "properties": {
+                        "import_id": {"type": "integer"}, "task_id": {"type": "integer"}, "dry_run": {"type": "boolean"},
+                        "report": {
+                            "type": "object",
+                            "properties": {
+                                "total_rows": {"type": "integer"}, "valid": {"type": "integer"}, "invalid": {"type": "integer"},
+                                "duplicates": {"type": "integer"}, "excluded": {"type": "integer"}, "stored": {"type": "integer"},
+                                "source": {"type": "object", "description": "format, encoding, delimiter, sheet, header_row, skipped_title_rows, columns: [{column, header, field, reason}]"},
+                                "rejected": {"type": "array", "items": {"type": "object", "properties": {
+                                    "row": {"type": "integer"}, "column": {"type": ["string", "null"]}, "value": {"type": "string"},
+                                    "reason": {"type": "string", "enum": ["invalid", "duplicate_in_file", "duplicate_in_task", "do_not_contact", "filtered"]},
+                                    "message": {"type": "string"}
+                                }}},
+                                "rejected_not_listed": {"type": "integer"},
+                                "preview": {"type": "array", "items": {"type": "object"}}
+                            }
+                        }
+                    }
+                },
+                "Target": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"}, "task_id": {"type": "integer"},
+                        "username": {"type": ["string", "null"]}, "user_id": {"type": ["integer", "null"]},
+                        "user_id_is_hint": {"type": "boolean"}, "phone": {"type": ["string", "null"]},
+                        "first_name": {"type": ["string", "null"]}, "last_name": {"type": ["string", "null"]},
+                        "extra": {"type": "object"}, "source": {"type": "string"},
+                        "status": {"type": "string"}, "reason": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
+                        "source_row": {"type": ["integer", "null"]}, "processed_at": {"type": ["string", "null"]}, "created_at": {"type": "string"}
+                    }
+                },
+                "TargetList": page_schema("Target"),
+                "DoNotContactAdd": {
+                    "type": "object", "required": ["entries"],
+                    "properties": {"entries": {"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["value"], "properties": {
+                        "value": {"type": "string", "description": "@username, +phone or numeric user id"},
+                        "kind": {"type": "string", "enum": ["username", "user_id", "phone"]},
+                        "reason": {"type": "string", "maxLength": 500}
+                    }}}},
+                    "example": {"entries": [{"value": "@anna_k", "reason": "asked not to be contacted"}]}
+                },
+                "DoNotContactEntry": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "kind": {"type": "string"}, "value": {"type": "string"},
+                    "reason": {"type": ["string", "null"]}, "created_at": {"type": "string"}
+                }},
+                "DoNotContactList": page_schema("DoNotContactEntry"),
                 "Health": {
                     "type": "object",
                     "properties": {
@@ -229,6 +378,15 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+fn target_list_params() -> Vec<Value> {
+    let status = json!({"type": "string", "enum": ["pending", "in_progress", "succeeded", "already_done", "failed", "skipped", "unknown"]});
+    [task_id_param()]
+        .into_iter()
+        .chain(page_params())
+        .chain([query_param("status", "Target status", status)])
+        .collect()
 }
 
 fn page_schema(item: &str) -> Value {

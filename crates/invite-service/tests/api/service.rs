@@ -118,7 +118,11 @@ async fn openapi_describes_the_routes_and_the_docs_work_offline(backend: Backend
         for method in ops.as_object().unwrap().keys() {
             described.insert(format!("{} {path}", method.to_uppercase()));
             // Every described operation exists: it answers neither 404-for-unknown-route nor 405.
-            let concrete = path.replace("{task_id}", "999999").replace("/api/v1/invite", "");
+            let concrete = path
+                .replace("{task_id}", "999999")
+                .replace("{target_id}", "1")
+                .replace("{entry_id}", "1")
+                .replace("/api/v1/invite", "");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let reply = app.call(m, &concrete, Some(1), Some(json!({}))).await;
             assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
@@ -133,6 +137,16 @@ async fn openapi_describes_the_routes_and_the_docs_work_offline(backend: Backend
         "PUT /api/v1/invite/tasks/{task_id}",
         "DELETE /api/v1/invite/tasks/{task_id}",
         "GET /api/v1/invite/audit",
+        "POST /api/v1/invite/import/file",
+        "POST /api/v1/invite/import/parsing",
+        "GET /api/v1/invite/import/validate",
+        "GET /api/v1/invite/tasks/{task_id}/targets",
+        "DELETE /api/v1/invite/tasks/{task_id}/targets",
+        "DELETE /api/v1/invite/tasks/{task_id}/targets/{target_id}",
+        "GET /api/v1/invite/do-not-contact",
+        "POST /api/v1/invite/do-not-contact",
+        "POST /api/v1/invite/do-not-contact/import",
+        "DELETE /api/v1/invite/do-not-contact/{entry_id}",
         "GET /api/v1/invite/openapi.json",
         "GET /api/v1/invite/docs",
     ]

@@ -125,15 +125,21 @@ struct LineCounter<'a> {
     offset: usize,
     line: usize,
     after_cr: bool,
+    /// Whether some `\r` is a line break of its own (old Mac files). Without one, counting `\n` is
+    /// enough, and that is a loop the compiler vectorises.
+    lone_cr: bool,
 }
 
 impl<'a> LineCounter<'a> {
     fn new(bytes: &'a [u8]) -> Self {
+        let lone_cr = bytes.contains(&b'\r')
+            && (bytes.ends_with(b"\r") || bytes.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'));
         Self {
             bytes,
             offset: 0,
             line: 1,
             after_cr: false,
+            lone_cr,
         }
     }
 
@@ -143,15 +149,20 @@ impl<'a> LineCounter<'a> {
         while self.bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
             start += 1;
         }
-        for &b in &self.bytes[self.offset..start] {
-            match b {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' => self.line += 1,
-                b'\r' => {
-                    self.line += 1;
-                    self.after_cr = true;
+        let skipped = &self.bytes[self.offset..start];
+        if !self.lone_cr {
+            self.line += skipped.iter().filter(|&&b| b == b'\n').count();
+        } else {
+            for &b in skipped {
+                match b {
+                    b'\n' if self.after_cr => self.after_cr = false,
+                    b'\n' => self.line += 1,
+                    b'\r' => {
+                        self.line += 1;
+                        self.after_cr = true;
+                    }
+                    _ => self.after_cr = false,
                 }
-                _ => self.after_cr = false,
             }
         }
         self.offset = start;
