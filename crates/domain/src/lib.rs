@@ -7,6 +7,7 @@ mod words;
 pub mod audience;
 pub mod channel;
 pub mod identifier;
+pub mod outcome;
 pub mod phone;
 pub mod task;
 pub mod task_input;

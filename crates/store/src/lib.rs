@@ -113,10 +113,6 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         meta: &RequestMeta,
     ) -> Result<bool>;
-
-    /// Which of these identifier keys are on the user's do-not-contact list (checked again right
-    /// before each send).
-    async fn do_not_contact_among(&self, user: UserId, keys: &[String]) -> Result<Vec<String>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

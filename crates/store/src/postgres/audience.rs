@@ -434,14 +434,4 @@ impl PgStore {
         tx.commit().await?;
         Ok(true)
     }
-
-    pub(super) async fn do_not_contact_among_impl(&self, user: UserId, keys: &[String]) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1 AND key = ANY($2)")
-                .bind(user.get())
-                .bind(keys)
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
 }

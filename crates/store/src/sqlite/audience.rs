@@ -427,19 +427,4 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(true)
     }
-
-    pub(super) async fn do_not_contact_among_impl(&self, user: UserId, keys: &[String]) -> Result<Vec<String>> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(INSERT_CHUNK) {
-            let mut select = QueryBuilder::<Sqlite>::new("SELECT key FROM do_not_contact WHERE user_id = ");
-            select.push_bind(user.get()).push(" AND key IN (");
-            let mut list = select.separated(", ");
-            for k in chunk {
-                list.push_bind(k);
-            }
-            select.push(")");
-            found.extend(select.build_query_scalar::<String>().fetch_all(&self.reader).await?);
-        }
-        Ok(found)
-    }
 }

@@ -472,8 +472,4 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         self.delete_do_not_contact_impl(user, id, now, meta).await
     }
-
-    async fn do_not_contact_among(&self, user: UserId, keys: &[String]) -> Result<Vec<String>> {
-        self.do_not_contact_among_impl(user, keys).await
-    }
 }
