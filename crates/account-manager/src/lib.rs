@@ -1,5 +1,6 @@
 //! The Account Manager: accounts, limits, pauses and error recovery. Every platform action the service
 //! takes is granted here; nothing else counts, pauses or rests accounts.
 
+pub mod policy;
 pub mod sealing;
 pub mod session;

@@ -183,17 +183,19 @@ pub fn dedup_within(drafts: Vec<TargetDraft>, report: &mut ImportReport) -> Vec<
     let mut out = Vec::with_capacity(drafts.len());
     for d in drafts {
         let keys = d.keys();
-        if let Some(first) = keys.iter().find(|k| seen.contains(*k)) {
+        let repeated = keys.iter().find(|k| seen.contains(*k)).cloned();
+        // A duplicate's other identifiers are the same person too: remember them all.
+        seen.extend(keys);
+        if let Some(first) = repeated {
             report.reject(RejectedRow {
                 row: d.row,
                 column: None,
                 value: first_identifier_text(&d),
                 reason: RejectReason::DuplicateInFile,
-                message: format!("the same person ({}) appears earlier in the file", key_label(first)),
+                message: format!("the same person ({}) appears earlier in the file", key_label(&first)),
             });
             continue;
         }
-        seen.extend(keys);
         out.push(d);
     }
     out

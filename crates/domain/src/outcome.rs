@@ -4,6 +4,17 @@
 
 use std::time::Duration;
 
+word_enum!(
+    /// Every platform call is one of these, and each is granted by the Account Manager first.
+    AmAction {
+        Invite => "invite",
+        Message => "message",
+        ResolveUsername => "resolve_username",
+        ImportContact => "import_contact",
+        ChannelLookup => "channel_lookup",
+    }
+);
+
 /// Why a target cannot be reached by anyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetProblem {
@@ -75,8 +86,10 @@ impl Outcome {
     /// The target reaches a final state with this outcome (an account or channel problem, or a
     /// transient one, leaves it for another try).
     pub fn consumes_target(self) -> bool {
-        matches!(self, Outcome::Success | Outcome::AlreadyDone | Outcome::Target(_) | Outcome::Unknown)
-            || matches!(self, Outcome::Channel(ChannelProblem::Full | ChannelProblem::NotFound))
+        matches!(
+            self,
+            Outcome::Success | Outcome::AlreadyDone | Outcome::Target(_) | Outcome::Unknown
+        ) || matches!(self, Outcome::Channel(ChannelProblem::Full | ChannelProblem::NotFound))
     }
 
     /// The action counts against the account's limits. Conservative: everything Telegram may have
@@ -143,7 +156,13 @@ mod tests {
         assert!(Outcome::Unknown.consumes_budget());
         assert!(Outcome::Unknown.consumes_target());
         assert!(Outcome::Target(TargetProblem::PrivacyRestricted).consumes_budget());
-        assert!(!Outcome::Channel(ChannelProblem::NoRights).consumes_target(), "another account may have rights");
-        assert!(Outcome::Channel(ChannelProblem::Full).consumes_target(), "full for everyone");
+        assert!(
+            !Outcome::Channel(ChannelProblem::NoRights).consumes_target(),
+            "another account may have rights"
+        );
+        assert!(
+            Outcome::Channel(ChannelProblem::Full).consumes_target(),
+            "full for everyone"
+        );
     }
 }

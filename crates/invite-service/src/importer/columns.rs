@@ -112,17 +112,18 @@ const SYNONYMS: &[(Field, &[&str])] = &[
     ),
     (
         Field::UserId,
+        // Specific names first: a bare "id" often numbers an export's records, not its users.
         &[
-            "id",
             "userid",
             "telegramid",
             "tgid",
-            "uid",
             "platformid",
             "useridplatform",
+            "idпользователя",
+            "uid",
+            "id",
             "айди",
             "ид",
-            "idпользователя",
         ],
     ),
     (Field::FirstName, &["firstname", "name", "givenname", "имя"]),
@@ -144,14 +145,23 @@ fn normalise_header(h: &str) -> String {
 }
 
 fn field_of_header(h: &str) -> Option<Field> {
+    ranked_field_of_header(h).map(|(f, _)| f)
+}
+
+/// The field a header names and how specific the name is (0 = most).
+fn ranked_field_of_header(h: &str) -> Option<(Field, usize)> {
     let candidates = [Some(h), h.rsplit_once('.').map(|(_, last)| last)];
     candidates.into_iter().flatten().find_map(|c| {
         let n = normalise_header(c);
         SYNONYMS
             .iter()
-            .find(|(_, names)| names.contains(&n.as_str()))
-            .map(|(f, _)| *f)
+            .find_map(|(f, names)| names.iter().position(|x| *x == n).map(|rank| (*f, rank)))
     })
+}
+
+/// "ФИО" is written surname first ("Каренина Анна"); other full-name columns first name first.
+pub fn surname_first(header: Option<&str>) -> bool {
+    header.is_some_and(|h| normalise_header(h) == "фио")
 }
 
 /// How one column was read.
@@ -212,20 +222,28 @@ fn find_header(rows: &[RawRow], region: Region) -> Option<usize> {
         .or_else(|| first_row_names_columns(rows, region).then_some(0))
 }
 
-/// True when, in every column whose other rows agree on a kind of identifier, the first row holds a
-/// non-empty cell that is not of that kind (a word like "Contact" over phone numbers).
+/// True when the first row holds no cell written the way identifiers are (`@name`, `+phone`, digits,
+/// a t.me link), and above some column whose other rows agree on a kind of identifier it holds a word
+/// that is not of that kind ("WhatsApp" over phone numbers), or a bare word over values written as
+/// identifiers ("Contact" over @usernames).
 fn first_row_names_columns(rows: &[RawRow], region: Region) -> bool {
     let Some((first, rest)) = rows.split_first() else {
         return false;
     };
-    let below = guesses(rest, first.cells.len(), region);
-    !below.is_empty()
-        && below.iter().all(|(i, field, ..)| {
-            first
-                .cells
-                .get(*i)
-                .is_some_and(|c| !c.is_empty() && guess_kind(c, region).map(Field::of_kind) != Some(*field))
+    let written_as_identifier =
+        |c: &str| c.starts_with(['@', '+']) || c.starts_with(|ch: char| ch.is_ascii_digit()) || c.contains("t.me/");
+    if first.cells.iter().any(|c| written_as_identifier(c)) {
+        return false;
+    }
+    guesses(rest, first.cells.len(), region).iter().any(|(i, field, ..)| {
+        first.cells.get(*i).is_some_and(|c| {
+            let below_written = rest
+                .iter()
+                .filter_map(|r| r.cells.get(*i))
+                .any(|v| written_as_identifier(v));
+            !c.is_empty() && (guess_kind(c, region).map(Field::of_kind) != Some(*field) || below_written)
         })
+    })
 }
 
 /// Decides the layout of a table. `headers` is given when the format names its columns (JSON);
@@ -277,22 +295,42 @@ pub fn detect(
         overrides.iter().any(|(o, _)| *o == f) || columns.iter().any(|c| c.field == Some(f))
     };
 
-    for i in 0..width {
-        if columns[i].field.is_some() || overrides.iter().any(|(_, c)| *c == Some(i)) {
-            continue;
-        }
-        if let Some(header) = columns[i].header.clone() {
-            if let Some(field) = field_of_header(&header) {
-                if !decided(&columns, field) {
-                    columns[i].field = Some(field);
-                    columns[i].reason = format!("header {header:?} names {}", field.as_str());
-                }
+    // Each field goes to the column whose header names it most specifically (leftmost on a tie).
+    let mut named: Vec<(usize, Field, usize)> = (0..width)
+        .filter(|i| columns[*i].field.is_none() && !overrides.iter().any(|(_, c)| *c == Some(*i)))
+        .filter_map(|i| {
+            columns[i]
+                .header
+                .as_deref()
+                .and_then(ranked_field_of_header)
+                .map(|(f, r)| (r, f, i))
+        })
+        .collect();
+    named.sort_by_key(|(rank, _, i)| (*rank, *i));
+    for (_, field, i) in named {
+        let header = columns[i].header.clone().unwrap_or_default();
+        match columns.iter().find(|c| c.field == Some(field)).map(|c| c.column) {
+            None if !decided(&columns, field) => {
+                columns[i].field = Some(field);
+                columns[i].reason = format!("header {header:?} names {}", field.as_str());
+            }
+            Some(other) => {
+                columns[i].reason = format!(
+                    "header {header:?} names {} too, but column {other} is used for it: kept as an extra field",
+                    field.as_str()
+                )
+            }
+            None => {
+                columns[i].reason = format!(
+                    "header {header:?} names {}, which mapping gave to another column: kept as an extra field",
+                    field.as_str()
+                )
             }
         }
     }
     for (i, field, share, sampled) in guesses(data, width, region) {
         let column = &mut columns[i];
-        if column.field.is_some() || column.header.as_deref().and_then(field_of_header).is_some() {
+        if column.field.is_some() || !column.reason.is_empty() {
             continue;
         }
         if overrides.iter().any(|(_, c)| *c == Some(i)) || decided(&columns, field) {
@@ -319,7 +357,8 @@ pub fn detect(
     Ok((
         Layout {
             header_row,
-            skipped_rows: header_row.map_or(0, |_| data_start - 1),
+            // Everything above the header, blank rows included, as a person counts rows.
+            skipped_rows: header_row.map_or(0, |n| n - 1),
             columns,
         },
         data_start,

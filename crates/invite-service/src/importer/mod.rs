@@ -111,8 +111,14 @@ fn draft_of_row(row: &RawRow, layout: &Layout, region: Region) -> Result<TargetD
                 Field::LastName => draft.last_name = cut(value),
                 _ => {
                     let mut parts = value.trim().splitn(2, char::is_whitespace);
-                    draft.first_name = draft.first_name.take().or_else(|| parts.next().and_then(cut));
-                    draft.last_name = draft.last_name.take().or_else(|| parts.next().and_then(cut));
+                    let (first, rest) = (parts.next().and_then(cut), parts.next().and_then(cut));
+                    let (first, last) = if columns::surname_first(c.header.as_deref()) {
+                        (rest, first)
+                    } else {
+                        (first, rest)
+                    };
+                    draft.first_name = draft.first_name.take().or(first);
+                    draft.last_name = draft.last_name.take().or(last);
                 }
             },
         }

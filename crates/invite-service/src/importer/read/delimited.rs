@@ -303,6 +303,11 @@ mod tests {
                 (6, vec!["g", "h"])
             ]
         );
+        let table = read(b"a,b\r\n\r\n\"x\r\ny\",z\r\n\r\n\r\nc,d\r\n").unwrap();
+        assert_eq!(
+            cells(&table),
+            vec![(1, vec!["a", "b"]), (3, vec!["x\r\ny", "z"]), (7, vec!["c", "d"])]
+        );
         let table = read(b"\n\n  \nx\n").unwrap();
         assert_eq!(cells(&table), vec![(4, vec!["x"])]);
     }

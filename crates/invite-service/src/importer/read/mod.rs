@@ -135,23 +135,23 @@ fn quoted_list(names: &[String]) -> String {
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Formats people upload by mistake, recognised by their first bytes so that they are refused as
-/// what they are rather than read as garbage text.
+/// what they are rather than read as garbage text. Most would also fail the control-character check
+/// on text; PDF and RTF would not.
 const BINARY_MAGICS: &[&[u8]] = &[
     b"\xD0\xCF\x11\xE0", // OLE compound file: .xls, .doc, password-protected .xlsx
     b"%PDF-",
+    b"{\\rtf",
     b"\x89PNG",
     b"\xFF\xD8\xFF", // JPEG
-    b"GIF8",
-    b"RIFF",       // WebP and others
+    b"GIF87a",
+    b"GIF89a",
     b"PK\x05\x06", // an empty zip archive
     b"PK\x07\x08", // a spanned zip archive
     b"\x1F\x8B",   // gzip
-    b"BZh",
     b"7z\xBC\xAF\x27\x1C",
-    b"Rar!",
+    b"Rar!\x1A\x07",
     b"\xFD7zXZ\0",
     b"\x28\xB5\x2F\xFD", // zstd
-    b"{\\rtf",
 ];
 
 /// Reads any supported file. `file_name` and `content_type` are hints only: the format is decided by
@@ -195,7 +195,8 @@ fn read_any(
         return Err(ReadError::UnknownFormat);
     }
     if start.starts_with(['[', '{']) {
-        match serde_json::from_str(start) {
+        // The whole text, leading blank lines included, so that the parser's line numbers are right.
+        match serde_json::from_str(&decoded.text) {
             Ok(value) => {
                 let (headers, rows) = json::rows(value)?;
                 return Ok(RawTable {

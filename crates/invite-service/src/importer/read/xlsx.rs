@@ -177,8 +177,9 @@ fn into_rows(mut cells: Vec<(u32, u32, String)>, limit: u64) -> Result<Vec<RawRo
     let mut cost: u64 = 0;
     let mut rows: Vec<RawRow> = Vec::new();
     let mut cells = cells.into_iter().peekable();
+    let mut row_cells = Vec::new();
     while let Some((row, column, text)) = cells.next() {
-        let mut row_cells = vec![(column, text)];
+        row_cells.push((column, text));
         while let Some((_, column, text)) = cells.next_if(|&(next, _, _)| next == row) {
             row_cells.push((column, text));
         }
@@ -191,7 +192,7 @@ fn into_rows(mut cells: Vec<(u32, u32, String)>, limit: u64) -> Result<Vec<RawRo
             return Err(ReadError::TooLargeUnpacked { limit });
         }
         let mut out = vec![String::new(); width];
-        for (column, text) in row_cells {
+        for (column, text) in row_cells.drain(..) {
             out[(column - first_column) as usize] = text;
         }
         rows.push(RawRow {
@@ -621,6 +622,55 @@ mod tests {
             b"<workbook><sheets><sheet name=\"S\" r:id=\"rId1\"/>",
         )]);
         assert!(matches!(read(&broken), Err(ReadError::Malformed(_))));
+    }
+
+    /// The parts of a small real workbook, unpacked.
+    fn workbook_parts() -> &'static [(String, Vec<u8>)] {
+        static PARTS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+        PARTS.get_or_init(|| {
+            let mut workbook = Workbook::new();
+            let sheet = workbook.add_worksheet();
+            sheet.write_string(0, 0, "username").unwrap();
+            sheet.write_number(1, 0, 79123456789.0).unwrap();
+            sheet.write_boolean(2, 1, false).unwrap();
+            let bytes = workbook.save_to_buffer().unwrap();
+            let mut archive = ZipArchive::new(Cursor::new(bytes)).unwrap();
+            (0..archive.len())
+                .map(|i| {
+                    let mut part = archive.by_index(i).unwrap();
+                    let mut content = Vec::new();
+                    part.read_to_end(&mut content).unwrap();
+                    (part.name().to_owned(), content)
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Damaged XML inside a sound archive (checksums right) reaches calamine itself.
+        #[test]
+        fn never_panics_on_a_damaged_workbook(
+            part in proptest::prelude::any::<proptest::sample::Index>(),
+            damage in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+                1..8,
+            ),
+        ) {
+            let mut parts = workbook_parts().to_vec();
+            let damaged = part.index(parts.len());
+            let content = &mut parts[damaged].1;
+            for (at, byte) in damage {
+                if !content.is_empty() {
+                    let at = at.index(content.len());
+                    content[at] = byte;
+                }
+            }
+            let entries: Vec<(&str, &[u8])> = parts.iter().map(|(name, c)| (name.as_str(), c.as_slice())).collect();
+            if let Ok(table) = read(&zip_of(&entries)) {
+                proptest::prop_assert!(table.rows.windows(2).all(|w| w[0].number < w[1].number));
+            }
+        }
     }
 
     #[test]
