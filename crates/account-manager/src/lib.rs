@@ -1,6 +1,10 @@
 //! The Account Manager: accounts, limits, pauses and error recovery. Every platform action the service
 //! takes is granted here; nothing else counts, pauses or rests accounts.
 
+pub mod manager;
 pub mod policy;
 pub mod sealing;
 pub mod session;
+
+pub use manager::{AccountManager, AmError, Budget, Grant, Lease, RateLimit};
+pub use policy::Policy;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::outcome::AmAction;
+pub use store::{Decision, Ledger, Standing};
 
 /// At most `cap` consumed grants within any `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,51 +143,6 @@ impl Policy {
             .max()
             .unwrap_or(Duration::zero())
     }
-}
-
-/// An account's standing, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standing {
-    Active,
-    Resting { until: DateTime<Utc>, reason: String },
-    Restricted { until: DateTime<Utc>, reason: String },
-    Blocked { reason: String },
-}
-
-/// What the ledger says about one (account, action, channel) at the moment of asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ledger {
-    pub standing: Standing,
-    /// This account may not act in this channel (no rights, lifetime cap reached).
-    pub channel_closed: Option<String>,
-    /// The channel takes no one from anyone (full broadcast channel, gone).
-    pub channel_gone: Option<String>,
-    /// The end of the pause after the account's last grant of this action.
-    pub pause_until: Option<DateTime<Utc>>,
-    /// Times of consumed grants of this action by this account within the lookback, oldest first.
-    pub account_grants: Vec<DateTime<Utc>>,
-    /// The same within this channel.
-    pub channel_grants: Vec<DateTime<Utc>>,
-    /// Grants of this action by this account in this channel, ever.
-    pub channel_lifetime: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Grant {
-        pause_until: DateTime<Utc>,
-    },
-    /// Not now: ask again at `until`.
-    Wait {
-        until: DateTime<Utc>,
-        reason: String,
-    },
-    /// No: `permanent` means never for this account (and channel).
-    Deny {
-        reason: String,
-        permanent: bool,
-        close_channel: bool,
-    },
 }
 
 /// When a window that is full gets a free slot: when its oldest grant that must leave does.

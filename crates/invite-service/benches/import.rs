@@ -10,8 +10,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end.
 
 use std::{
+    alloc::{GlobalAlloc, Layout, System},
     io::Write as _,
     process::{Command, ExitCode, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
     time::Instant,
 };
 
@@ -29,6 +31,66 @@ const SIZES: [usize; 2] = [1_000, 100_000];
 const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
 const MAX_TARGETS: usize = 200_000;
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// The system allocator, counting the bytes the program holds, so that each phase's own heap use can be
+/// told apart from what the allocator keeps in its arenas (which VmHWM also counts).
+struct CountingAlloc;
+
+static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    let live = HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            grew(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+/// Memory at the end of a phase: the heap the program holds, the most it held during the phase, and the
+/// process's resident set (now and its high-water mark).
+fn phase_memory() -> anyhow::Result<Value> {
+    let status = proc_status()?;
+    let value = json!({
+        "heap_live_bytes": HEAP_LIVE.load(Ordering::Relaxed),
+        "heap_peak_bytes": HEAP_PEAK.swap(HEAP_LIVE.load(Ordering::Relaxed), Ordering::Relaxed),
+        "rss_bytes": status_kb(&status, "VmRSS:")?,
+        "hwm_bytes": status_kb(&status, "VmHWM:")?,
+    });
+    Ok(value)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -145,6 +207,7 @@ fn child(args: &[String]) -> ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)
+            .with_ansi(false)
             .init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -206,6 +269,7 @@ async fn run_case(rows: usize, backend: &str) -> anyhow::Result<Value> {
     let file = generate_csv(rows);
     let file_bytes = file.bytes.len();
     let baseline = vm_hwm()?;
+    let before = phase_memory()?;
 
     // Timed: as the API does it (reading and preparing on blocking threads; the upload's bytes are
     // dropped after reading, the table after preparing).
@@ -221,12 +285,14 @@ async fn run_case(rows: usize, backend: &str) -> anyhow::Result<Value> {
     .await?
     .map_err(|e| anyhow!("read_table: {e}"))?;
     let read_s = started.elapsed().as_secs_f64();
+    let after_read = phase_memory()?;
 
     let started_prepare = Instant::now();
     let prepared = tokio::task::spawn_blocking(move || prepare_table(&table, None, Region::default()))
         .await?
         .map_err(|e| anyhow!("prepare_table: {e:?}"))?;
     let prepare_s = started_prepare.elapsed().as_secs_f64();
+    let after_prepare = phase_memory()?;
 
     let started_store = Instant::now();
     let request = ImportRequest {
@@ -241,6 +307,7 @@ async fn run_case(rows: usize, backend: &str) -> anyhow::Result<Value> {
     let outcome = store.import_targets(user, request, Utc::now(), &meta).await?;
     let store_s = started_store.elapsed().as_secs_f64();
     let total_s = started.elapsed().as_secs_f64();
+    let after_store = phase_memory()?;
 
     // The import must be right, or the numbers mean nothing.
     let report = match outcome {
@@ -302,23 +369,32 @@ async fn run_case(rows: usize, backend: &str) -> anyhow::Result<Value> {
         "baseline_rss_bytes": baseline,
         "peak_rss_bytes": peak,
         "peak_rss_minus_baseline_bytes": peak.saturating_sub(baseline),
+        "memory": {"baseline": before, "read": after_read, "prepare": after_prepare, "store": after_store},
     }))
 }
 
-/// The process's peak resident set size so far, in bytes.
-fn vm_hwm() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+fn proc_status() -> anyhow::Result<String> {
+    std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")
+}
+
+/// A `kB` line of `/proc/self/status`, in bytes.
+fn status_kb(status: &str, key: &str) -> anyhow::Result<u64> {
     let line = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("no VmHWM in /proc/self/status")?;
+        .find_map(|l| l.strip_prefix(key))
+        .with_context(|| format!("no {key} in /proc/self/status"))?;
     let kb: u64 = line
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .with_context(|| format!("VmHWM {line:?}"))?;
+        .with_context(|| format!("{key} {line:?}"))?;
     Ok(kb * 1024)
+}
+
+/// The process's peak resident set size so far, in bytes.
+fn vm_hwm() -> anyhow::Result<u64> {
+    status_kb(&proc_status()?, "VmHWM:")
 }
 
 fn postgres_admin_url() -> String {

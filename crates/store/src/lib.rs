@@ -2,6 +2,7 @@
 //! PostgreSQL (platform). Every query a user can reach takes the owner's [`UserId`]: there is no way to
 //! fetch another user's task through this interface.
 
+pub mod am;
 mod error;
 mod model;
 mod postgres;
@@ -16,6 +17,9 @@ use domain::{
     task::{Task, TaskSpec, UserId},
 };
 
+pub use am::{
+    AccountKind, AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict,
+};
 pub use error::{Result, StoreError};
 pub use model::{
     audit_action, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest,
@@ -113,6 +117,79 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         meta: &RequestMeta,
     ) -> Result<bool>;
+
+    // The Account Manager's accounts and ledger. Account ids are global (UUIDs); the calls a user can
+    // reach take the user id, the Account Manager's own calls do not.
+
+    async fn create_account(
+        &self,
+        user: UserId,
+        account: &NewAccount,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<AccountRecord>;
+
+    async fn list_accounts(&self, user: UserId, platform: Option<&str>) -> Result<Vec<AccountRecord>>;
+
+    async fn get_account(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>>;
+
+    /// Removes an account of the registry; its grants stay in the ledger.
+    async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool>;
+
+    /// Reads the ledger of one (account, action, channel) under a per-account lock, asks `decide`, and
+    /// writes a granted slot before returning it.
+    async fn am_grant(
+        &self,
+        request: &GrantRequest<'_>,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
+    ) -> Result<Verdict>;
+
+    /// Records a grant's outcome; `consumed` false gives the slot back (the platform did nothing).
+    async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool>;
+
+    async fn am_set_standing(&self, account_id: &str, standing: &Standing, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Counts one more PEER_FLOOD and returns the count (None: no such account).
+    async fn am_add_strike(&self, account_id: &str) -> Result<Option<i64>>;
+
+    /// This account may not act in this channel (`no_rights`, `exhausted`).
+    async fn am_close_channel(
+        &self,
+        account_id: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The channel takes no one from any account (`full`, `not_found`).
+    async fn am_channel_gone(
+        &self,
+        platform: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Takes the account's lease unless another holder's has not expired; returns its epoch.
+    async fn am_lease(
+        &self,
+        account_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<i64>>;
+
+    /// Gives the lease of that epoch back (a newer lease is left alone).
+    async fn am_unlease(&self, account_id: &str, epoch: i64) -> Result<bool>;
+
+    /// Consumed grants per action and channel since a time (all time when None).
+    async fn am_usage(&self, account_id: &str, since: Option<DateTime<Utc>>) -> Result<Vec<Usage>>;
+
+    async fn am_channel_states(&self, account_id: &str) -> Result<Vec<ChannelState>>;
+
+    async fn am_pause_until(&self, account_id: &str, action: &str) -> Result<Option<DateTime<Utc>>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -83,6 +83,8 @@ pub mod audit_action {
     pub const TARGETS_DELETE: &str = "targets.delete";
     pub const DNC_ADD: &str = "do_not_contact.add";
     pub const DNC_DELETE: &str = "do_not_contact.delete";
+    pub const ACCOUNT_CREATE: &str = "account.create";
+    pub const ACCOUNT_DELETE: &str = "account.delete";
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,7 @@ use sqlx::{
 };
 
 use crate::{
+    am::{AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict},
     changed_details, count_pending,
     error::{Result, StoreError},
     model::{
@@ -27,6 +28,7 @@ use crate::{
     task_object, Store, StoreOptions,
 };
 
+mod am;
 mod audience;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -471,5 +473,95 @@ impl Store for SqliteStore {
         meta: &RequestMeta,
     ) -> Result<bool> {
         self.delete_do_not_contact_impl(user, id, now, meta).await
+    }
+    async fn create_account(
+        &self,
+        user: UserId,
+        account: &NewAccount,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<AccountRecord> {
+        self.create_account_impl(user, account, now, meta).await
+    }
+
+    async fn list_accounts(&self, user: UserId, platform: Option<&str>) -> Result<Vec<AccountRecord>> {
+        self.list_accounts_impl(user, platform).await
+    }
+
+    async fn get_account(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>> {
+        self.get_account_impl(user, id).await
+    }
+
+    async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool> {
+        self.delete_account_impl(user, id, now, meta).await
+    }
+
+    async fn am_grant(
+        &self,
+        request: &GrantRequest<'_>,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
+    ) -> Result<Verdict> {
+        self.am_grant_impl(request, decide).await
+    }
+
+    async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool> {
+        self.am_release_impl(grant_id, outcome, consumed, now).await
+    }
+
+    async fn am_set_standing(&self, account_id: &str, standing: &Standing, now: DateTime<Utc>) -> Result<bool> {
+        self.am_set_standing_impl(account_id, standing, now).await
+    }
+
+    async fn am_add_strike(&self, account_id: &str) -> Result<Option<i64>> {
+        self.am_add_strike_impl(account_id).await
+    }
+
+    async fn am_close_channel(
+        &self,
+        account_id: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.am_close_channel_impl(account_id, channel, state, reason, now)
+            .await
+    }
+
+    async fn am_channel_gone(
+        &self,
+        platform: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.am_channel_gone_impl(platform, channel, state, reason, now).await
+    }
+
+    async fn am_lease(
+        &self,
+        account_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        self.am_lease_impl(account_id, holder, now, until).await
+    }
+
+    async fn am_unlease(&self, account_id: &str, epoch: i64) -> Result<bool> {
+        self.am_unlease_impl(account_id, epoch).await
+    }
+
+    async fn am_usage(&self, account_id: &str, since: Option<DateTime<Utc>>) -> Result<Vec<Usage>> {
+        self.am_usage_impl(account_id, since).await
+    }
+
+    async fn am_channel_states(&self, account_id: &str) -> Result<Vec<ChannelState>> {
+        self.am_channel_states_impl(account_id).await
+    }
+
+    async fn am_pause_until(&self, account_id: &str, action: &str) -> Result<Option<DateTime<Utc>>> {
+        self.am_pause_until_impl(account_id, action).await
     }
 }

@@ -1,0 +1,204 @@
+//! What the store keeps for the Account Manager: accounts, their standing, channel states and the
+//! ledger of grants. The decisions themselves are the Account Manager's; the store reads the ledger
+//! under a per-account lock, asks for the decision, and writes the grant before returning it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+/// An account's standing, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Active,
+    Resting { until: DateTime<Utc>, reason: String },
+    Restricted { until: DateTime<Utc>, reason: String },
+    Blocked { reason: String },
+}
+
+impl Standing {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Resting { .. } => "resting",
+            Standing::Restricted { .. } => "restricted",
+            Standing::Blocked { .. } => "blocked",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Standing::Active => None,
+            Standing::Resting { reason, .. } | Standing::Restricted { reason, .. } | Standing::Blocked { reason } => {
+                Some(reason)
+            }
+        }
+    }
+
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Standing::Resting { until, .. } | Standing::Restricted { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_columns(
+        status: &str,
+        reason: Option<String>,
+        until: Option<DateTime<Utc>>,
+    ) -> crate::Result<Standing> {
+        let reason = reason.unwrap_or_default();
+        let bad = || crate::StoreError::Corrupt(format!("account status {status:?} without its time"));
+        Ok(match status {
+            "active" => Standing::Active,
+            "resting" => Standing::Resting {
+                until: until.ok_or_else(bad)?,
+                reason,
+            },
+            "restricted" => Standing::Restricted {
+                until: until.ok_or_else(bad)?,
+                reason,
+            },
+            "blocked" => Standing::Blocked { reason },
+            other => return Err(crate::StoreError::Corrupt(format!("account status {other:?}"))),
+        })
+    }
+}
+
+/// What the ledger says about one (account, action, channel) at the moment of asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    pub standing: Standing,
+    /// This account may not act in this channel (no rights, lifetime cap reached).
+    pub channel_closed: Option<String>,
+    /// The channel takes no one from anyone (a full broadcast channel, a channel that is gone).
+    pub channel_gone: Option<String>,
+    /// The end of the pause after the account's last grant of this action.
+    pub pause_until: Option<DateTime<Utc>>,
+    /// Times of consumed grants of this action by this account within the lookback, oldest first.
+    pub account_grants: Vec<DateTime<Utc>>,
+    /// The same within this channel.
+    pub channel_grants: Vec<DateTime<Utc>>,
+    /// Consumed grants of this action by this account in this channel, ever.
+    pub channel_lifetime: u64,
+}
+
+/// The Account Manager's answer, as the store acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Grant {
+        pause_until: DateTime<Utc>,
+    },
+    /// Not now: ask again at `until`.
+    Wait {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    /// No. `permanent`: never for this account (and channel); `close_channel`: remember it for the channel.
+    Deny {
+        reason: String,
+        permanent: bool,
+        close_channel: bool,
+    },
+}
+
+/// One request for a grant.
+#[derive(Debug, Clone)]
+pub struct GrantRequest<'a> {
+    pub account_id: &'a str,
+    pub action: &'a str,
+    pub channel: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    /// How far back the ledger is read (the longest rolling window).
+    pub lookback: Duration,
+}
+
+/// What the store did with the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Written to the ledger before this returns.
+    Granted {
+        grant_id: i64,
+        pause_until: DateTime<Utc>,
+    },
+    Wait {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    Denied {
+        reason: String,
+        permanent: bool,
+    },
+    NoSuchAccount,
+}
+
+/// Where an account's sessions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// Registered through this service with a session, sealed at rest.
+    Session,
+    /// Bound to a simulated account of the sandbox world.
+    Sandbox,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Session => "session",
+            AccountKind::Sandbox => "sandbox",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "session" => Ok(AccountKind::Session),
+            "sandbox" => Ok(AccountKind::Sandbox),
+            other => Err(crate::StoreError::Corrupt(format!("account kind {other:?}"))),
+        }
+    }
+}
+
+/// A new account of the local registry. Secrets arrive sealed.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub platform: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub session_sealed: Option<String>,
+    pub api_id: Option<i32>,
+    pub api_hash_sealed: Option<String>,
+    /// What may be shown of the session (DC, address, port, auth key id).
+    pub session_facts: Value,
+}
+
+/// A stored account, without its secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub platform: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub standing: Standing,
+    pub peer_flood_strikes: i64,
+    pub api_id: Option<i32>,
+    pub session_facts: Value,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Grants of one action (and channel) counted since a time, for usage reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub action: String,
+    pub channel: Option<String>,
+    pub count: i64,
+}
+
+/// A per-channel fact about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelState {
+    pub channel: String,
+    pub state: String,
+    pub reason: Option<String>,
+}

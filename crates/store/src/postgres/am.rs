@@ -1,0 +1,428 @@
+//! The Account Manager's accounts and ledger on PostgreSQL. Decisions on one account take turns on its
+//! row (`SELECT … FOR UPDATE`), so two requests for an account's last slot get one grant and one wait.
+
+use chrono::{DateTime, Utc};
+use domain::task::UserId;
+use serde_json::json;
+use sqlx::{postgres::PgRow, Row};
+
+use super::PgStore;
+use crate::{
+    am::{
+        AccountKind, AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict,
+    },
+    error::Result,
+    model::RequestMeta,
+};
+
+const ACCOUNT_COLUMNS: &str = "id, user_id, platform, name, kind, status, status_reason, status_until, \
+     peer_flood_strikes, api_id, session_facts, lease_until, created_at, updated_at";
+
+fn account_from_row(row: &PgRow) -> Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        platform: row.try_get("platform")?,
+        name: row.try_get("name")?,
+        kind: AccountKind::parse(&row.try_get::<String, _>("kind")?)?,
+        standing: Standing::from_columns(
+            &row.try_get::<String, _>("status")?,
+            row.try_get("status_reason")?,
+            row.try_get("status_until")?,
+        )?,
+        peer_flood_strikes: i64::from(row.try_get::<i32, _>("peer_flood_strikes")?),
+        api_id: row.try_get("api_id")?,
+        session_facts: row.try_get("session_facts")?,
+        lease_until: row.try_get("lease_until")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn create_account_impl(
+        &self,
+        user: UserId,
+        a: &NewAccount,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<AccountRecord> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, user_id, platform, name, kind, status, session_sealed, api_id, api_hash_sealed, \
+             session_facts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&a.id)
+        .bind(user.get())
+        .bind(&a.platform)
+        .bind(&a.name)
+        .bind(a.kind.as_str())
+        .bind(&a.session_sealed)
+        .bind(a.api_id)
+        .bind(&a.api_hash_sealed)
+        .bind(&a.session_facts)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({"name": a.name, "platform": a.platform, "kind": a.kind.as_str()});
+        Self::insert_audit(
+            &mut tx,
+            user,
+            crate::audit_action::ACCOUNT_CREATE,
+            ("account", a.id.clone()),
+            details,
+            now,
+            meta,
+        )
+        .await?;
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let row = sqlx::query(&sql).bind(&a.id).fetch_one(&mut *tx).await?;
+        let record = account_from_row(&row)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub(super) async fn list_accounts_impl(&self, user: UserId, platform: Option<&str>) -> Result<Vec<AccountRecord>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE user_id = $1 AND ($2::TEXT IS NULL OR platform = $2) ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.get())
+            .bind(platform)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    pub(super) async fn get_account_impl(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 AND user_id = $2");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(user.get())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub(super) async fn delete_account_impl(
+        &self,
+        user: UserId,
+        id: &str,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let name: Option<String> =
+            sqlx::query_scalar("DELETE FROM accounts WHERE id = $1 AND user_id = $2 RETURNING name")
+                .bind(id)
+                .bind(user.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(name) = name else { return Ok(false) };
+        Self::insert_audit(
+            &mut tx,
+            user,
+            crate::audit_action::ACCOUNT_DELETE,
+            ("account", id.to_string()),
+            json!({"name": name}),
+            now,
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn am_grant_impl(
+        &self,
+        req: &GrantRequest<'_>,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
+    ) -> Result<Verdict> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, Option<String>, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+            "SELECT status, status_reason, status_until, platform FROM accounts WHERE id = $1 FOR UPDATE",
+        )
+        .bind(req.account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((status, reason, until, platform)) = row else {
+            return Ok(Verdict::NoSuchAccount);
+        };
+        let standing = Standing::from_columns(&status, reason, until)?;
+        let since = req.now - req.lookback;
+        let pause_until: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT MAX(pause_until) FROM am_grants WHERE account_id = $1 AND action = $2")
+                .bind(req.account_id)
+                .bind(req.action)
+                .fetch_one(&mut *tx)
+                .await?;
+        let account_grants: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT granted_at FROM am_grants WHERE account_id = $1 AND action = $2 AND consumed AND granted_at > $3 \
+             ORDER BY granted_at",
+        )
+        .bind(req.account_id)
+        .bind(req.action)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ledger = Ledger {
+            standing,
+            channel_closed: None,
+            channel_gone: None,
+            pause_until,
+            account_grants,
+            channel_grants: Vec::new(),
+            channel_lifetime: 0,
+        };
+        if let Some(channel) = req.channel {
+            ledger.channel_closed = sqlx::query_scalar(
+                "SELECT COALESCE(reason, state) FROM account_channel_states WHERE account_id = $1 AND channel = $2",
+            )
+            .bind(req.account_id)
+            .bind(channel)
+            .fetch_optional(&mut *tx)
+            .await?;
+            ledger.channel_gone = sqlx::query_scalar(
+                "SELECT COALESCE(reason, state) FROM channel_states WHERE platform = $1 AND channel = $2",
+            )
+            .bind(&platform)
+            .bind(channel)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let channel_grants: Vec<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT granted_at FROM am_grants WHERE account_id = $1 AND action = $2 AND channel = $3 AND consumed \
+                 AND granted_at > $4 ORDER BY granted_at",
+            )
+            .bind(req.account_id)
+            .bind(req.action)
+            .bind(channel)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?;
+            ledger.channel_grants = channel_grants;
+            let lifetime: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM am_grants WHERE account_id = $1 AND action = $2 AND channel = $3 AND consumed",
+            )
+            .bind(req.account_id)
+            .bind(req.action)
+            .bind(channel)
+            .fetch_one(&mut *tx)
+            .await?;
+            ledger.channel_lifetime = lifetime as u64;
+        }
+        let verdict = match decide(&ledger) {
+            Decision::Grant { pause_until } => {
+                let grant_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO am_grants (account_id, action, channel, granted_at, pause_until) VALUES ($1, $2, $3, $4, $5) \
+                     RETURNING id",
+                )
+                .bind(req.account_id)
+                .bind(req.action)
+                .bind(req.channel)
+                .bind(req.now)
+                .bind(pause_until)
+                .fetch_one(&mut *tx)
+                .await?;
+                Verdict::Granted { grant_id, pause_until }
+            }
+            Decision::Wait { until, reason } => Verdict::Wait { until, reason },
+            Decision::Deny {
+                reason,
+                permanent,
+                close_channel,
+            } => {
+                if let (true, Some(channel)) = (close_channel, req.channel) {
+                    sqlx::query(
+                        "INSERT INTO account_channel_states (account_id, channel, state, reason, updated_at) \
+                         VALUES ($1, $2, 'exhausted', $3, $4) ON CONFLICT (account_id, channel) DO UPDATE SET \
+                         state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at",
+                    )
+                    .bind(req.account_id)
+                    .bind(channel)
+                    .bind(&reason)
+                    .bind(req.now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Verdict::Denied { reason, permanent }
+            }
+        };
+        tx.commit().await?;
+        Ok(verdict)
+    }
+
+    pub(super) async fn am_release_impl(
+        &self,
+        grant_id: i64,
+        outcome: &str,
+        consumed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE am_grants SET outcome = $1, consumed = $2, released_at = $3 WHERE id = $4 AND released_at IS NULL",
+        )
+        .bind(outcome)
+        .bind(consumed)
+        .bind(now)
+        .bind(grant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn am_set_standing_impl(
+        &self,
+        account_id: &str,
+        standing: &Standing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET status = $1, status_reason = $2, status_until = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(standing.status())
+        .bind(standing.reason())
+        .bind(standing.until())
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn am_add_strike_impl(&self, account_id: &str) -> Result<Option<i64>> {
+        let strikes: Option<i32> = sqlx::query_scalar(
+            "UPDATE accounts SET peer_flood_strikes = peer_flood_strikes + 1 WHERE id = $1 RETURNING peer_flood_strikes",
+        )
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(strikes.map(i64::from))
+    }
+
+    pub(super) async fn am_close_channel_impl(
+        &self,
+        account_id: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_channel_states (account_id, channel, state, reason, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (account_id, channel) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(channel)
+        .bind(state)
+        .bind(reason)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn am_channel_gone_impl(
+        &self,
+        platform: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channel_states (platform, channel, state, reason, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (platform, channel) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(state)
+        .bind(reason)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn am_lease_impl(
+        &self,
+        account_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE accounts SET lease_holder = $1, lease_until = $2, lease_epoch = lease_epoch + 1 \
+             WHERE id = $3 AND (lease_until IS NULL OR lease_until <= $4) RETURNING lease_epoch",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(account_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn am_unlease_impl(&self, account_id: &str, epoch: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET lease_holder = NULL, lease_until = NULL WHERE id = $1 AND lease_epoch = $2 \
+             AND lease_until IS NOT NULL",
+        )
+        .bind(account_id)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn am_usage_impl(&self, account_id: &str, since: Option<DateTime<Utc>>) -> Result<Vec<Usage>> {
+        let rows = sqlx::query(
+            "SELECT action, channel, COUNT(*) AS n FROM am_grants WHERE account_id = $1 AND consumed \
+             AND ($2::TIMESTAMPTZ IS NULL OR granted_at > $2) GROUP BY action, channel ORDER BY action, channel",
+        )
+        .bind(account_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Usage {
+                    action: r.try_get("action")?,
+                    channel: r.try_get("channel")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn am_channel_states_impl(&self, account_id: &str) -> Result<Vec<ChannelState>> {
+        let rows = sqlx::query(
+            "SELECT channel, state, reason FROM account_channel_states WHERE account_id = $1 ORDER BY channel",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChannelState {
+                    channel: r.try_get("channel")?,
+                    state: r.try_get("state")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The next time this account's pause for an action ends (for the scheduler and the limits view).
+    pub(super) async fn am_pause_until_impl(&self, account_id: &str, action: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(pause_until) FROM am_grants WHERE account_id = $1 AND action = $2")
+                .bind(account_id)
+                .bind(action)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
