@@ -39,6 +39,9 @@ fn account_from_row(row: &PgRow) -> Result<AccountRecord> {
     })
 }
 
+/// status, status_reason, status_until, platform.
+type StandingRow = (String, Option<String>, Option<DateTime<Utc>>, String);
+
 impl PgStore {
     pub(super) async fn create_account_impl(
         &self,
@@ -140,7 +143,7 @@ impl PgStore {
         decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
     ) -> Result<Verdict> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Option<String>, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+        let row: Option<StandingRow> = sqlx::query_as(
             "SELECT status, status_reason, status_until, platform FROM accounts WHERE id = $1 FOR UPDATE",
         )
         .bind(req.account_id)
