@@ -3,8 +3,10 @@
 
 pub mod manager;
 pub mod policy;
+pub mod policy_config;
 pub mod sealing;
 pub mod session;
+pub mod source;
 
 pub use manager::{AccountManager, AmError, Budget, Grant, Lease, RateLimit};
 pub use policy::Policy;

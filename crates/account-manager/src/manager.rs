@@ -12,7 +12,10 @@ use domain::{
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use store::{AccountRecord, Decision, GrantRequest, SharedStore, Standing, StoreError, Verdict};
 
-use crate::policy::{decide, Policy};
+use crate::{
+    policy::{decide, Policy},
+    source::{AccountSource, LocalRegistry},
+};
 
 /// A slot granted for one platform call, already written to the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,7 @@ pub struct Budget {
 
 pub struct AccountManager {
     store: SharedStore,
+    source: Arc<dyn AccountSource>,
     clock: SharedClock,
     policy: Policy,
     rng: Mutex<StdRng>,
@@ -80,8 +84,10 @@ impl AccountManager {
             None => StdRng::from_entropy(),
         };
         let holder = format!("am-{:08x}", rand::random::<u32>());
+        let source = Arc::new(LocalRegistry(store.clone()));
         Arc::new(Self {
             store,
+            source,
             clock,
             policy,
             rng: Mutex::new(rng),
@@ -266,7 +272,7 @@ impl AccountManager {
         channel: Option<&str>,
     ) -> Result<Option<Lease>, AmError> {
         let now = self.clock.now();
-        let accounts = self.store.list_accounts(user, Some(platform)).await?;
+        let accounts = self.source.accounts(user, platform).await?;
         let closed: Vec<String> = match channel {
             None => Vec::new(),
             Some(c) => {

@@ -3,8 +3,12 @@
 //!
 //! `cargo bench -p invite-service --bench import` runs the driver: it re-executes this binary once per
 //! case (`--case ROWS BACKEND`) so that each case's peak memory (VmHWM) is its own, prints one JSON line
-//! per case and then a markdown table, and exits non-zero if any case failed. Extra arguments filter the
-//! cases by substring (`cargo bench -p invite-service --bench import -- sqlite`).
+//! per case and then a markdown table, and exits non-zero if any case failed. Arguments after `--` pick
+//! sizes and backends (`cargo bench -p invite-service --bench import -- 100000 sqlite`).
+//!
+//! Each case's JSON line also carries, per phase, the heap the program held (counted by a wrapper around
+//! the system allocator) beside the resident set, so that memory growth can be pinned to a phase.
+//! `IMPORT_BENCH_LOG=sqlx=debug` logs every SQL statement with its time to stderr.
 //!
 //! PostgreSQL: a fresh database is created next to `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end.
@@ -105,6 +109,13 @@ fn main() -> ExitCode {
     driver(&filters)
 }
 
+/// Whether the arguments after `--` select a case: sizes and backends named (none named = all).
+fn selected(filters: &[&str], rows: usize, backend: &str) -> bool {
+    let (sizes, backends): (Vec<&str>, Vec<&str>) = filters.iter().partition(|f| f.parse::<usize>().is_ok());
+    (sizes.is_empty() || sizes.iter().any(|s| s.parse() == Ok(rows)))
+        && (backends.is_empty() || backends.contains(&backend))
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Driver
 // ---------------------------------------------------------------------------------------------------
@@ -121,8 +132,7 @@ fn driver(filters: &[&str]) -> ExitCode {
     let mut failed = 0;
     for rows in SIZES {
         for backend in BACKENDS {
-            let label = format!("{rows} {backend}");
-            if !filters.is_empty() && !filters.iter().any(|f| label.contains(f)) {
+            if !selected(filters, rows, backend) {
                 continue;
             }
             let output = Command::new(&exe)
@@ -145,7 +155,7 @@ fn driver(filters: &[&str]) -> ExitCode {
                     results.push(result);
                 }
                 Err(e) => {
-                    println!("{{\"rows\":{rows},\"backend\":\"{backend}\",\"failed\":{:?}}}", e);
+                    println!("{}", json!({"rows": rows, "backend": backend, "failed": e}));
                     failed += 1;
                 }
             }
@@ -553,6 +563,7 @@ fn generate_csv(rows: usize) -> CsvFile {
         let city = CITIES[(i / 3) % CITIES.len()];
         writeln!(bytes, "{username},{phone},{first},{last},{city}").expect("writing to memory");
     }
+    bytes.shrink_to_fit();
     CsvFile {
         bytes,
         invalid,

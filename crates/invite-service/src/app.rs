@@ -2,6 +2,10 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
+use account_manager::{
+    sealing::{DataKey, Sealer},
+    AccountManager,
+};
 use anyhow::Context;
 use clock::SharedClock;
 use store::{SharedStore, StoreError, StoreOptions};
@@ -34,6 +38,19 @@ pub fn jwt_secret(config: &Config, origin: impl FnOnce(&Path, bool)) -> anyhow::
     let (secret, generated) = secrets::load_or_generate(&path)?;
     origin(&path, generated);
     Ok(secret)
+}
+
+/// The data key that seals sessions at rest: from the configuration, or (standalone) from a file
+/// generated in the data folder; `origin` is told the path, never the value.
+pub fn data_key(config: &Config, origin: impl FnOnce(&Path, bool)) -> anyhow::Result<DataKey> {
+    if let Some(key) = &config.data_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join("data-key");
+    let (secret, generated) = secrets::load_or_generate(&path)?;
+    origin(&path, generated);
+    DataKey::from_hex(secret.expose())
+        .map_err(|_| anyhow::anyhow!("{} does not hold a data key (64 hex characters)", path.display()))
 }
 
 /// Opens the configured store, creating the SQLite file's folder on first run.
@@ -101,11 +118,22 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
             tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
         }
     })?;
+    let key = data_key(config, |path, generated| {
+        tracing::info!(path = %path.display(), generated, "data key for sealed sessions (INVITE_DATA_KEY is not set)");
+    })?;
+    tracing::info!(
+        fingerprint = key.fingerprint().as_str(),
+        "sessions are sealed with this data key"
+    );
     let metrics = Metrics::new();
     let state = AppState {
-        store,
+        store: store.clone(),
         clock: clock.clone(),
-        auth: Arc::new(Authenticator::new(&secret, config.jwt_user_claim.clone(), clock)),
+        auth: Arc::new(Authenticator::new(
+            &secret,
+            config.jwt_user_claim.clone(),
+            clock.clone(),
+        )),
         metrics: metrics.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
@@ -114,6 +142,9 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
             .parsing_service
             .clone()
             .map(|c| Arc::new(ParsingServiceClient::new(c))),
+        am: AccountManager::new(store.clone(), clock.clone(), config.policy.clone(), None),
+        sealer: Arc::new(Sealer::new(&key)),
+        telegram_api: config.telegram_api.clone(),
     };
     let (shutdown, signal) = watch::channel(false);
     let mut app = api::router(state);

@@ -120,6 +120,9 @@ pub struct Config {
     pub db_max_connections: u32,
     pub jwt_secret: Option<Secret>,
     pub jwt_user_claim: String,
+    pub data_key: Option<account_manager::sealing::DataKey>,
+    pub telegram_api: Option<(i32, Secret)>,
+    pub policy: account_manager::Policy,
     pub max_body_bytes: usize,
     pub trust_forwarded_for: bool,
     pub log_filter: String,
@@ -187,6 +190,69 @@ impl Config {
             ));
         }
         let jwt_user_claim = get("INVITE_JWT_USER_CLAIM").unwrap_or("user_id").to_string();
+        let data_key = get("INVITE_DATA_KEY")
+            .map(|v| {
+                account_manager::sealing::DataKey::from_hex(v)
+                    .map_err(|_| bad("INVITE_DATA_KEY", "must be 64 hexadecimal characters (32 bytes)"))
+            })
+            .transpose()?;
+        if data_key.is_none() && !database_url.starts_with("sqlite:") {
+            return Err(bad(
+                "INVITE_DATA_KEY",
+                "required with a PostgreSQL DATABASE_URL: every replica must open the same stored sessions",
+            ));
+        }
+        let telegram_api = match (get("INVITE_TELEGRAM_API_ID"), get("INVITE_TELEGRAM_API_HASH")) {
+            (None, None) => None,
+            (Some(id), Some(hash)) => {
+                let id = id
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| bad("INVITE_TELEGRAM_API_ID", "must be a positive integer"))?;
+                if hash.len() != 32 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("INVITE_TELEGRAM_API_HASH", "must be 32 hexadecimal characters"));
+                }
+                Some((id, Secret::new(hash.to_ascii_lowercase())))
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "INVITE_TELEGRAM_API_HASH",
+                    "is required with INVITE_TELEGRAM_API_ID",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "INVITE_TELEGRAM_API_ID",
+                    "is required with INVITE_TELEGRAM_API_HASH",
+                ))
+            }
+        };
+        let policy_file = match get("INVITE_POLICY_FILE") {
+            None => None,
+            Some(path) => Some((
+                path.to_string(),
+                std::fs::read_to_string(path)
+                    .map_err(|e| bad("INVITE_POLICY_FILE", format!("cannot read {path}: {e}")))?,
+            )),
+        };
+        let policy = account_manager::policy_config::load(
+            policy_file.as_ref().map(|(p, text)| (p.as_str(), text.as_str())),
+            get("INVITE_POLICY"),
+        )
+        .map_err(|e| {
+            // The policy's messages start with the layer they come from; name that variable once.
+            let text = e.to_string();
+            match text.strip_prefix("INVITE_POLICY_FILE ") {
+                Some(rest) => bad("INVITE_POLICY_FILE", rest),
+                None => bad(
+                    "INVITE_POLICY",
+                    text.trim_start_matches("INVITE_POLICY")
+                        .trim_start_matches(':')
+                        .trim_start(),
+                ),
+            }
+        })?;
         let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
         let log_filter = get("INVITE_LOG").unwrap_or("info,sqlx=warn").to_string();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| bad("INVITE_LOG", e.to_string()))?;
@@ -286,6 +352,9 @@ impl Config {
             db_max_connections,
             jwt_secret,
             jwt_user_claim,
+            data_key,
+            telegram_api,
+            policy,
             max_body_bytes,
             trust_forwarded_for,
             log_filter,
@@ -397,6 +466,17 @@ mod tests {
         assert!(error_of(&[("INVITE_TRUST_FORWARDED_FOR", "maybe")]).starts_with("INVITE_TRUST_FORWARDED_FOR: "));
         assert!(error_of(&[("INVITE_LOG", "info,[")]).starts_with("INVITE_LOG: "));
         assert!(error_of(&[("VAULT_ROLE_ID", "r")]).starts_with("VAULT_ROLE_ID: "));
+        assert_eq!(
+            error_of(&[(
+                "INVITE_POLICY",
+                r#"{"telegram": {"invite": {"pause": ["15m", "10m"]}}}"#
+            )]),
+            "INVITE_POLICY: telegram.invite.pause: the low end 15m is above the high end 10m"
+        );
+        assert!(error_of(&[("INVITE_POLICY_FILE", "/nonexistent/policy.json")])
+            .starts_with("INVITE_POLICY_FILE: cannot read"));
+        assert!(error_of(&[("INVITE_DATA_KEY", "abc")]).starts_with("INVITE_DATA_KEY: "));
+        assert!(error_of(&[("INVITE_TELEGRAM_API_ID", "5")]).starts_with("INVITE_TELEGRAM_API_HASH: "));
     }
 
     #[test]

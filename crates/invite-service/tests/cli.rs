@@ -179,6 +179,10 @@ fn a_fresh_folder_runs_standalone_with_no_configuration() {
     );
     assert!(all.contains("data/jwt-secret"), "the secret's path is logged");
     assert!(!all.contains(secret.trim()), "the secret never appears in the log");
+    let data_key = std::fs::read_to_string(dir.join("data/data-key")).unwrap();
+    assert!(all.contains("data/data-key"), "the data key's path is logged");
+    assert!(!all.contains(data_key.trim()), "the data key never appears in the log");
+    assert_ne!(data_key.trim(), secret.trim(), "the data key is not the JWT secret");
     assert!(!all.contains(&token), "tokens never appear in the log");
     for line in &log {
         serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
@@ -256,6 +260,10 @@ fn platform_profile_migrates_then_serves_the_api_on_postgres() {
         let mut cmd = command(&dir);
         cmd.env("DATABASE_URL", url.as_str())
             .env("INVITE_JWT_SECRET", "platform-secret-0123456789")
+            .env(
+                "INVITE_DATA_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
             .args(args);
         cmd
     };

@@ -1,6 +1,7 @@
 //! The HTTP API: thin handlers that parse, authorize, call the domain and the store, and shape the
 //! response. Everything lives under `/api/v1/invite`.
 
+mod accounts;
 mod audit;
 pub mod auth;
 mod do_not_contact;
@@ -44,6 +45,11 @@ pub struct AppState {
     pub import: ImportConfig,
     /// None when PARSING_SERVICE_URL is unset.
     pub parsing: Option<Arc<ParsingServiceClient>>,
+    pub am: Arc<account_manager::AccountManager>,
+    /// Seals sessions and API hashes at rest.
+    pub sealer: Arc<account_manager::sealing::Sealer>,
+    /// The service-wide Telegram api_id and api_hash.
+    pub telegram_api: Option<(i32, crate::secrets::Secret)>,
 }
 
 /// The API routes (without `/metrics`, which may live on its own listener).
@@ -74,6 +80,9 @@ pub fn router(state: AppState) -> Router {
             post(do_not_contact::import).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/do-not-contact/{entry_id}", delete(do_not_contact::delete))
+        .route("/accounts", get(accounts::list).post(accounts::register))
+        .route("/accounts/{account_id}", get(accounts::get).delete(accounts::delete))
+        .route("/accounts/{account_id}/limits", get(accounts::limits))
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/docs", get(|| async { Html(include_str!("docs.html")) }));

@@ -46,6 +46,10 @@ fn task_id_param() -> Value {
     json!({"name": "task_id", "in": "path", "required": true, "description": "The task's id", "schema": {"type": "integer", "minimum": 1}})
 }
 
+fn account_id_param() -> Value {
+    json!({"name": "account_id", "in": "path", "required": true, "description": "The account's id", "schema": {"type": "string"}})
+}
+
 fn page_params() -> Vec<Value> {
     vec![
         query_param(
@@ -100,6 +104,7 @@ pub fn document() -> Value {
             {"name": "tasks", "description": "Campaign management"},
             {"name": "audience", "description": "Importing targets, the validation report, a task's targets"},
             {"name": "do-not-contact", "description": "People who must never be contacted"},
+            {"name": "accounts", "description": "The caller's messenger accounts, their standing and limits"},
             {"name": "audit", "description": "The caller's own audit trail"},
             {"name": "service", "description": "Health and documentation"}
         ],
@@ -230,6 +235,35 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({"204": {"description": "Removed"}}), &["401", "404", "422", "503"])
                 }
             },
+            "/api/v1/invite/accounts": {
+                "get": {
+                    "tags": ["accounts"], "summary": "The caller's accounts, with standing, 24-hour usage and next availability",
+                    "parameters": [query_param("platform", "Platform", json!({"type": "string", "enum": ["telegram"]}))],
+                    "responses": with_errors(json!({"200": {"description": "{items, total}"}}), &["401", "503"])
+                },
+                "post": {
+                    "tags": ["accounts"], "summary": "Register a Telegram account or a sandbox account",
+                    "description": "The session (a Telethon StringSession) is validated, sealed at rest with the data key, and never returned; the answer shows its public facts. api_id/api_hash default to the service-wide credentials.",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccountRegister"}}}},
+                    "responses": with_errors(json!({"201": {"description": "The account"}}), &["401", "409", "413", "415", "422", "503"])
+                }
+            },
+            "/api/v1/invite/accounts/{account_id}": {
+                "get": {
+                    "tags": ["accounts"], "summary": "One account", "parameters": [account_id_param()],
+                    "responses": with_errors(json!({"200": {"description": "The account"}}), &["401", "404", "503"])
+                },
+                "delete": {
+                    "tags": ["accounts"], "summary": "Remove an account (what it spent stays in the ledger)", "parameters": [account_id_param()],
+                    "responses": with_errors(json!({"204": {"description": "Removed"}}), &["401", "404", "503"])
+                }
+            },
+            "/api/v1/invite/accounts/{account_id}/limits": {
+                "get": {
+                    "tags": ["accounts"], "summary": "Limits, current usage and restrictions (TelegramAccountLimitsResponse)", "parameters": [account_id_param()],
+                    "responses": with_errors(json!({"200": {"description": "{account_id, limits, current_usage, restrictions, last_updated}"}}), &["401", "404", "503"])
+                }
+            },
             "/api/v1/invite/audit": {
                 "get": {
                     "tags": ["audit"], "summary": "The caller's audit entries, newest first", "parameters": page_params(),
@@ -285,6 +319,18 @@ pub fn document() -> Value {
                     }
                 },
                 "AuditList": page_schema("AuditEntry"),
+                "AccountRegister": {
+                    "type": "object", "required": ["platform", "name"],
+                    "properties": {
+                        "platform": {"type": "string", "enum": ["telegram"]},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "session": {"type": "string", "description": "A Telethon StringSession; required unless sandbox"},
+                        "sandbox": {"type": "boolean", "default": false, "description": "An account of the simulated Telegram world"},
+                        "api_id": {"type": "integer"},
+                        "api_hash": {"type": "string", "description": "32 hex characters, with api_id"}
+                    },
+                    "example": {"platform": "telegram", "name": "Sandbox 1", "sandbox": true}
+                },
                 "FileImport": {
                     "type": "object", "required": ["file", "task_id"],
                     "properties": {

@@ -122,6 +122,7 @@ async fn openapi_describes_the_routes_and_the_docs_work_offline(backend: Backend
                 .replace("{task_id}", "999999")
                 .replace("{target_id}", "1")
                 .replace("{entry_id}", "1")
+                .replace("{account_id}", "no-such-account")
                 .replace("/api/v1/invite", "");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let reply = app.call(m, &concrete, Some(1), Some(json!({}))).await;
@@ -137,6 +138,11 @@ async fn openapi_describes_the_routes_and_the_docs_work_offline(backend: Backend
         "PUT /api/v1/invite/tasks/{task_id}",
         "DELETE /api/v1/invite/tasks/{task_id}",
         "GET /api/v1/invite/audit",
+        "GET /api/v1/invite/accounts",
+        "POST /api/v1/invite/accounts",
+        "GET /api/v1/invite/accounts/{account_id}",
+        "DELETE /api/v1/invite/accounts/{account_id}",
+        "GET /api/v1/invite/accounts/{account_id}/limits",
         "POST /api/v1/invite/import/file",
         "POST /api/v1/invite/import/parsing",
         "GET /api/v1/invite/import/validate",

@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+pub const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -116,6 +117,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         ("INVITE_JWT_SECRET", JWT_SECRET),
         ("INVITE_DATA_DIR", data_dir.to_str().unwrap()),
         ("INVITE_MAX_BODY_BYTES", "65536"),
+        ("INVITE_DATA_KEY", DATA_KEY),
     ];
     let config = Config::from_vars(
         &vars
@@ -256,6 +258,43 @@ impl TestApp {
                 .multipart(form),
         )
         .await
+    }
+
+    /// Every row of a table as text, to check what is stored at rest.
+    pub async fn dump_table(&self, table: &str) -> String {
+        use sqlx::Connection;
+        let sql = format!("SELECT * FROM {table}");
+        let mut out = String::new();
+        match self.backend {
+            Backend::Sqlite => {
+                use sqlx::{Column, Row, ValueRef};
+                let mut c = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+                for row in sqlx::query(&sql).fetch_all(&mut c).await.unwrap() {
+                    for col in row.columns() {
+                        if row.try_get_raw(col.ordinal()).unwrap().is_null() {
+                            continue;
+                        }
+                        let text: String = row
+                            .try_get::<String, _>(col.ordinal())
+                            .or_else(|_| row.try_get::<i64, _>(col.ordinal()).map(|v| v.to_string()))
+                            .unwrap_or_default();
+                        out.push_str(&text);
+                        out.push('|');
+                    }
+                }
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+                let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT t::text FROM {table} t"))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+                for (row,) in rows {
+                    out.push_str(&row);
+                }
+            }
+        }
+        out
     }
 
     pub async fn stop(self) {
