@@ -498,6 +498,35 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     out
 }
 
+/// Two managers ask at the same instant for an account's last slot: one grant, one wait.
+async fn the_last_slot_goes_to_exactly_one_of_two(backend: Backend) {
+    let w = world(backend).await;
+    let a = w.account(1, "acc-a").await;
+    let no_pause: serde_json::Value = serde_json::json!({"telegram": {"invite": {"pause": [0, 0]}}});
+    let policy = account_manager::policy_config::load(None, Some(&no_pause.to_string())).unwrap();
+    let clock: SharedClock = Arc::new(w.clock.clone());
+    let managers: Vec<_> = (0..2)
+        .map(|i| AccountManager::new(w.store.clone(), clock.clone(), policy.clone(), Some(300 + i)))
+        .collect();
+    for _ in 0..14 {
+        assert!(matches!(
+            invite(&managers[0], &a, "@chan_one").await,
+            RateLimit::Granted(_)
+        ));
+    }
+    let answers = futures_join(
+        managers
+            .iter()
+            .map(|am| am.check_rate_limit(&a, AmAction::Invite, Some("@chan_one"))),
+    )
+    .await;
+    let granted = answers.iter().filter(|r| matches!(r, RateLimit::Granted(_))).count();
+    assert_eq!(granted, 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .any(|r| matches!(r, RateLimit::Wait { reason, .. } if reason == "15 invites per 24 h into this channel")));
+}
+
 /// 8 workers hammer 3 accounts for a simulated week; the ledger never shows a window over its cap
 /// and every grant given is in it.
 async fn eight_workers_on_three_accounts_never_exceed_a_limit(backend: Backend) {
@@ -611,4 +640,5 @@ on_both_backends!(
     a_call_that_did_nothing_gives_its_slot_back,
     only_one_of_two_simultaneous_allocations_wins,
     eight_workers_on_three_accounts_never_exceed_a_limit,
+    the_last_slot_goes_to_exactly_one_of_two,
 );
