@@ -39,9 +39,6 @@ fn account_from_row(row: &PgRow) -> Result<AccountRecord> {
     })
 }
 
-/// status, status_reason, status_until, platform.
-type StandingRow = (String, Option<String>, Option<DateTime<Utc>>, String);
-
 impl PgStore {
     pub(super) async fn create_account_impl(
         &self,
@@ -143,77 +140,56 @@ impl PgStore {
         decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
     ) -> Result<Verdict> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<StandingRow> = sqlx::query_as(
-            "SELECT status, status_reason, status_until, platform FROM accounts WHERE id = $1 FOR UPDATE",
-        )
-        .bind(req.account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((status, reason, until, platform)) = row else {
+        // First the account's row lock, then the ledger in one statement. They cannot be one statement:
+        // under READ COMMITTED a statement's subqueries see the snapshot taken before it waited for the
+        // lock, and would miss the grant the previous holder just wrote.
+        let locked: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(req.account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
             return Ok(Verdict::NoSuchAccount);
-        };
-        let standing = Standing::from_columns(&status, reason, until)?;
-        let since = req.now - req.lookback;
-        let pause_until: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT MAX(pause_until) FROM am_grants WHERE account_id = $1 AND action = $2")
-                .bind(req.account_id)
-                .bind(req.action)
-                .fetch_one(&mut *tx)
-                .await?;
-        let account_grants: Vec<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT granted_at FROM am_grants WHERE account_id = $1 AND action = $2 AND consumed AND granted_at > $3 \
-             ORDER BY granted_at",
+        }
+        // With no channel, the channel parts match nothing.
+        let row = sqlx::query(
+            "SELECT a.status, a.status_reason, a.status_until, \
+               (SELECT g.pause_until FROM am_grants g WHERE g.account_id = a.id AND g.action = $2 \
+                ORDER BY g.granted_at DESC, g.id DESC LIMIT 1) AS pause_until, \
+               (SELECT array_agg(g.granted_at ORDER BY g.granted_at) FROM am_grants g \
+                WHERE g.account_id = a.id AND g.action = $2 AND g.consumed AND g.granted_at > $4) AS account_grants, \
+               (SELECT COALESCE(s.reason, s.state) FROM account_channel_states s \
+                WHERE s.account_id = a.id AND s.channel = $3) AS channel_closed, \
+               (SELECT COALESCE(c.reason, c.state) FROM channel_states c \
+                WHERE c.platform = a.platform AND c.channel = $3) AS channel_gone, \
+               (SELECT array_agg(g.granted_at ORDER BY g.granted_at) FROM am_grants g WHERE g.account_id = a.id \
+                AND g.action = $2 AND g.channel = $3 AND g.consumed AND g.granted_at > $4) AS channel_grants, \
+               (SELECT COUNT(*) FROM am_grants g WHERE g.account_id = a.id AND g.action = $2 AND g.channel = $3 \
+                AND g.consumed) AS channel_lifetime \
+             FROM accounts a WHERE a.id = $1",
         )
         .bind(req.account_id)
         .bind(req.action)
-        .bind(since)
-        .fetch_all(&mut *tx)
+        .bind(req.channel)
+        .bind(req.now - req.lookback)
+        .fetch_optional(&mut *tx)
         .await?;
-        let mut ledger = Ledger {
-            standing,
-            channel_closed: None,
-            channel_gone: None,
-            pause_until,
-            account_grants,
-            channel_grants: Vec::new(),
-            channel_lifetime: 0,
+        let Some(row) = row else {
+            return Ok(Verdict::NoSuchAccount);
         };
-        if let Some(channel) = req.channel {
-            ledger.channel_closed = sqlx::query_scalar(
-                "SELECT COALESCE(reason, state) FROM account_channel_states WHERE account_id = $1 AND channel = $2",
-            )
-            .bind(req.account_id)
-            .bind(channel)
-            .fetch_optional(&mut *tx)
-            .await?;
-            ledger.channel_gone = sqlx::query_scalar(
-                "SELECT COALESCE(reason, state) FROM channel_states WHERE platform = $1 AND channel = $2",
-            )
-            .bind(&platform)
-            .bind(channel)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let channel_grants: Vec<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT granted_at FROM am_grants WHERE account_id = $1 AND action = $2 AND channel = $3 AND consumed \
-                 AND granted_at > $4 ORDER BY granted_at",
-            )
-            .bind(req.account_id)
-            .bind(req.action)
-            .bind(channel)
-            .bind(since)
-            .fetch_all(&mut *tx)
-            .await?;
-            ledger.channel_grants = channel_grants;
-            let lifetime: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM am_grants WHERE account_id = $1 AND action = $2 AND channel = $3 AND consumed",
-            )
-            .bind(req.account_id)
-            .bind(req.action)
-            .bind(channel)
-            .fetch_one(&mut *tx)
-            .await?;
-            ledger.channel_lifetime = lifetime as u64;
-        }
+        let status: String = row.try_get("status")?;
+        let ledger = Ledger {
+            standing: Standing::from_columns(&status, row.try_get("status_reason")?, row.try_get("status_until")?)?,
+            channel_closed: row.try_get("channel_closed")?,
+            channel_gone: row.try_get("channel_gone")?,
+            pause_until: row.try_get("pause_until")?,
+            account_grants: row
+                .try_get::<Option<Vec<DateTime<Utc>>>, _>("account_grants")?
+                .unwrap_or_default(),
+            channel_grants: row
+                .try_get::<Option<Vec<DateTime<Utc>>>, _>("channel_grants")?
+                .unwrap_or_default(),
+            channel_lifetime: row.try_get::<i64, _>("channel_lifetime")? as u64,
+        };
         let verdict = match decide(&ledger) {
             Decision::Grant { pause_until } => {
                 let grant_id: i64 = sqlx::query_scalar(
