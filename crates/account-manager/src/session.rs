@@ -92,6 +92,9 @@ pub enum SessionError {
     Port,
     #[error("has an all-zero auth key, which Telegram never issues")]
     ZeroKey,
+    /// A grammers data-centre option that cannot be used; the text says why (never the key).
+    #[error("is not a usable grammers session: {0}")]
+    Grammers(&'static str),
 }
 
 impl TelegramSession {
@@ -138,6 +141,64 @@ impl TelegramSession {
             dc_id,
             server_address,
             port,
+            auth_key: AuthKey(key),
+        })
+    }
+
+    /// Reads a session in either form the platform's services produce: a Telethon `StringSession`, or
+    /// (text starting with `{`) a grammers session as the JSON of the home data centre's `DcOption`
+    /// that grammers-session serialises with its `serde` feature:
+    /// `{"id": 2, "ipv4": "149.154.167.51:443", "ipv6": "[…]:443", "auth_key": "<512 hex digits>"}`.
+    pub fn parse(s: &str) -> Result<Self, SessionError> {
+        if s.trim_start().starts_with('{') {
+            Self::from_grammers_dc_option(s)
+        } else {
+            Self::from_telethon(s)
+        }
+    }
+
+    /// Reads grammers' `DcOption` JSON (see [`TelegramSession::parse`]).
+    pub fn from_grammers_dc_option(s: &str) -> Result<Self, SessionError> {
+        let bad = SessionError::Grammers;
+        let v: serde_json::Value = serde_json::from_str(s).map_err(|_| bad("it is not valid JSON"))?;
+        let id = v
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or(bad("it has no numeric id"))?;
+        let dc_id = u8::try_from(id).map_err(|_| bad("its id is not a data centre"))?;
+        if !DC_IDS.contains(&dc_id) {
+            return Err(SessionError::DcId(dc_id));
+        }
+        let address: std::net::SocketAddr = v
+            .get("ipv4")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|a| a.parse().ok())
+            .ok_or(bad("its ipv4 is not an address such as 149.154.167.51:443"))?;
+        if address.port() == 0 {
+            return Err(SessionError::Port);
+        }
+        let hex = match v.get("auth_key") {
+            Some(serde_json::Value::String(h)) => h,
+            Some(serde_json::Value::Null) | None => {
+                return Err(bad("it has no auth key (the account never logged in there)"))
+            }
+            Some(_) => return Err(bad("its auth_key is not hex text")),
+        };
+        if hex.len() != KEY_LEN * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("its auth_key is not 512 hex digits"));
+        }
+        let mut key = [0u8; KEY_LEN];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .map_err(|_| bad("its auth_key is not 512 hex digits"))?;
+        }
+        if key.iter().all(|&b| b == 0) {
+            return Err(SessionError::ZeroKey);
+        }
+        Ok(Self {
+            dc_id,
+            server_address: address.ip(),
+            port: address.port(),
             auth_key: AuthKey(key),
         })
     }
@@ -420,5 +481,38 @@ mod tests {
             prop_assert_eq!(&session.auth_key.as_bytes()[..], &key[..]);
             prop_assert_eq!(session.to_telethon(), text);
         }
+    }
+
+    #[test]
+    fn a_grammers_dc_option_reads_to_the_same_session() {
+        for fixture in fixtures() {
+            let telethon = TelegramSession::from_telethon(&fixture.string_session).unwrap();
+            let hex: String = telethon
+                .auth_key
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let json = serde_json::json!({
+                "id": telethon.dc_id,
+                "ipv4": if telethon.server_address.is_ipv4() { format!("{}:{}", telethon.server_address, telethon.port) } else { "149.154.167.91:443".into() },
+                "ipv6": "[2001:67c:4e8:f004::a]:443",
+                "auth_key": hex,
+            });
+            let grammers = TelegramSession::parse(&json.to_string()).unwrap();
+            assert_eq!(grammers.auth_key.id(), fixture.auth_key_id);
+            assert_eq!(grammers.dc_id, telethon.dc_id);
+        }
+        let no_key = r#"{"id": 2, "ipv4": "149.154.167.51:443", "ipv6": "[::1]:443", "auth_key": null}"#;
+        assert_eq!(
+            TelegramSession::parse(no_key).unwrap_err().to_string(),
+            "is not a usable grammers session: it has no auth key (the account never logged in there)"
+        );
+        let short = r#"{"id": 2, "ipv4": "149.154.167.51:443", "auth_key": "abcd"}"#;
+        assert_eq!(
+            TelegramSession::parse(short),
+            Err(SessionError::Grammers("its auth_key is not 512 hex digits"))
+        );
+        assert_eq!(TelegramSession::parse(r#"{"id": 9}"#), Err(SessionError::DcId(9)));
     }
 }

@@ -40,7 +40,8 @@ fn text_field<'a>(body: &'a Value, name: &'static str, errors: &mut FieldErrors)
     }
 }
 
-/// `POST /accounts`: `{"platform": "telegram", "name": "…", "session": "<Telethon StringSession>",
+/// `POST /accounts`: `{"platform": "telegram", "name": "…", "session": "<Telethon StringSession or grammers
+/// DcOption JSON>",
 /// "api_id"?: 123, "api_hash"?: "…"}` or `{"platform": "telegram", "sandbox": true, "name": "…"}`.
 pub async fn register(
     State(state): State<AppState>,
@@ -110,11 +111,11 @@ pub async fn register(
             errors.push(FieldError::new(
                 &["body", "session"],
                 "missing",
-                "session is required (a Telethon StringSession), or set sandbox: true",
+                "session is required (a Telethon StringSession or a grammers DcOption JSON), or set sandbox: true",
             ));
             None
         }
-        (false, Some(s)) => match TelegramSession::from_telethon(s) {
+        (false, Some(s)) => match TelegramSession::parse(s) {
             Ok(session) => Some(session),
             Err(e) => {
                 // The message never repeats the session.

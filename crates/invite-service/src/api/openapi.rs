@@ -324,7 +324,7 @@ pub fn document() -> Value {
                     "properties": {
                         "platform": {"type": "string", "enum": ["telegram"]},
                         "name": {"type": "string", "minLength": 1, "maxLength": 255},
-                        "session": {"type": "string", "description": "A Telethon StringSession; required unless sandbox"},
+                        "session": {"type": "string", "description": "A Telethon StringSession, or a grammers DcOption as JSON ({\"id\", \"ipv4\", \"ipv6\", \"auth_key\": hex}); required unless sandbox"},
                         "sandbox": {"type": "boolean", "default": false, "description": "An account of the simulated Telegram world"},
                         "api_id": {"type": "integer"},
                         "api_hash": {"type": "string", "description": "32 hex characters, with api_id"}

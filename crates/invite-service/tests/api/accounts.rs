@@ -43,6 +43,26 @@ async fn sessions_are_registered_sealed_and_never_returned(backend: Backend) {
             "the same key twice draws AUTH_KEY_DUPLICATED"
         );
     }
+    // The same key as grammers writes it is the same session, already registered.
+    let key_hex = "ab".repeat(256);
+    let grammers =
+        json!({"id": 2, "ipv4": "149.154.167.51:443", "ipv6": "[2001:67c:4e8:f002::a]:443", "auth_key": key_hex})
+            .to_string();
+    let reply = app
+        .call(
+            Method::POST,
+            "/accounts",
+            Some(3),
+            Some(json!({"platform": "telegram", "name": "G", "session": grammers, "api_id": 1, "api_hash": API_HASH})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(
+        (&reply.body["session"]["dc_id"], &reply.body["session"]["port"]),
+        (&json!(2), &json!(443))
+    );
+    assert!(!reply.body.to_string().contains(&key_hex));
+
     let listed = app.call(Method::GET, "/accounts", Some(1), None).await;
     assert_eq!(listed.body["total"], 2);
     let first = &listed.body["items"][0];
