@@ -177,40 +177,41 @@ fn first_identifier_text(d: &TargetDraft) -> String {
     d.identifiers().first().map(Identifier::value).unwrap_or_default()
 }
 
-/// Drops drafts that repeat a person seen earlier in the same batch (any shared key).
-pub fn dedup_within(drafts: Vec<TargetDraft>, report: &mut ImportReport) -> Vec<TargetDraft> {
+/// Drops drafts that repeat a person seen earlier in the same batch (any shared key). Filters in place:
+/// a large import holds one list of drafts, not two.
+pub fn dedup_within(mut drafts: Vec<TargetDraft>, report: &mut ImportReport) -> Vec<TargetDraft> {
     let mut seen: HashSet<String> = HashSet::with_capacity(drafts.len() * 2);
-    let mut out = Vec::with_capacity(drafts.len());
-    for d in drafts {
+    drafts.retain(|d| {
         let keys = d.keys();
         let repeated = keys.iter().find(|k| seen.contains(*k)).cloned();
         // A duplicate's other identifiers are the same person too: remember them all.
         seen.extend(keys);
-        if let Some(first) = repeated {
-            report.reject(RejectedRow {
-                row: d.row,
-                column: None,
-                value: first_identifier_text(&d),
-                reason: RejectReason::DuplicateInFile,
-                message: format!("the same person ({}) appears earlier in the file", key_label(&first)),
-            });
-            continue;
+        match repeated {
+            Some(first) => {
+                report.reject(RejectedRow {
+                    row: d.row,
+                    column: None,
+                    value: first_identifier_text(d),
+                    reason: RejectReason::DuplicateInFile,
+                    message: format!("the same person ({}) appears earlier in the file", key_label(&first)),
+                });
+                false
+            }
+            None => true,
         }
-        out.push(d);
-    }
-    out
+    });
+    drafts
 }
 
 /// Drops drafts already among the task's targets or on the do-not-contact list. Runs inside the
 /// store's transaction, over the keys it found.
 pub fn exclude_known(
-    drafts: Vec<TargetDraft>,
+    mut drafts: Vec<TargetDraft>,
     in_task: &HashSet<String>,
     do_not_contact: &HashSet<String>,
     report: &mut ImportReport,
 ) -> Vec<TargetDraft> {
-    let mut out = Vec::with_capacity(drafts.len());
-    for d in drafts {
+    drafts.retain(|d| {
         let keys = d.keys();
         let rejection = if let Some(k) = keys.iter().find(|k| do_not_contact.contains(*k)) {
             Some((
@@ -226,20 +227,23 @@ pub fn exclude_known(
             })
         };
         match rejection {
-            Some((reason, message)) => report.reject(RejectedRow {
-                row: d.row,
-                column: None,
-                value: first_identifier_text(&d),
-                reason,
-                message,
-            }),
-            None => out.push(d),
+            Some((reason, message)) => {
+                report.reject(RejectedRow {
+                    row: d.row,
+                    column: None,
+                    value: first_identifier_text(d),
+                    reason,
+                    message,
+                });
+                false
+            }
+            None => true,
         }
-    }
-    report.valid = out.len();
+    });
+    report.valid = drafts.len();
     report.rejected.sort_by_key(|r| r.row);
-    report.preview = out.iter().take(PREVIEW_ROWS).map(TargetDraft::preview).collect();
-    out
+    report.preview = drafts.iter().take(PREVIEW_ROWS).map(TargetDraft::preview).collect();
+    drafts
 }
 
 /// "username anna_k" for "u:anna_k".

@@ -283,6 +283,8 @@ pub struct DncAdded {
     pub already_listed: usize,
 }
 
+use domain::identifier::Identifier;
+
 /// A draft's column values, as both backends store them.
 pub(crate) struct TargetValues {
     pub username: Option<String>,
@@ -294,6 +296,9 @@ pub(crate) struct TargetValues {
     pub full_name: Option<String>,
     pub extra: Value,
     pub row: i64,
+    pub username_key: Option<String>,
+    pub user_id_key: Option<String>,
+    pub phone_key: Option<String>,
 }
 
 impl TargetValues {
@@ -313,6 +318,9 @@ impl TargetValues {
             full_name,
             extra: Value::Object(d.extra.clone()),
             row: d.row as i64,
+            username_key: d.username.as_ref().map(|u| Identifier::Username(u.clone()).dedup_key()),
+            user_id_key: d.user_id.map(|id| Identifier::UserId(id).dedup_key()),
+            phone_key: d.phone.as_ref().map(|p| Identifier::Phone(p.clone()).dedup_key()),
         }
     }
 }

@@ -1,4 +1,4 @@
--- Audience import: normalised identifier keys (one person per task, enforced by the primary key),
+-- Audience import: normalised identifier keys (one person per task, enforced by unique indexes),
 -- import records with their reports, and each user's do-not-contact list.
 
 ALTER TABLE invite_targets ADD COLUMN user_id_is_hint BOOLEAN NOT NULL DEFAULT FALSE;
@@ -23,15 +23,17 @@ CREATE TABLE invite_imports (
 );
 CREATE INDEX idx_invite_imports_task ON invite_imports (task_id, id);
 
-ALTER TABLE invite_targets ADD COLUMN import_id BIGINT REFERENCES invite_imports (id) ON DELETE SET NULL;
+-- Informational (which import brought the target); not a foreign key, so a bulk insert pays no check.
+ALTER TABLE invite_targets ADD COLUMN import_id BIGINT;
 
-CREATE TABLE invite_target_keys (
-    task_id   BIGINT       NOT NULL REFERENCES invite_tasks (id) ON DELETE CASCADE,
-    key       VARCHAR(300) NOT NULL,
-    target_id BIGINT       NOT NULL REFERENCES invite_targets (id) ON DELETE CASCADE,
-    PRIMARY KEY (task_id, key)
-);
-CREATE INDEX idx_invite_target_keys_target ON invite_target_keys (target_id);
+-- A person's normalised identifiers ("u:anna_k", "i:100200301", "p:+79123456789"): one person per task,
+-- enforced by the database.
+ALTER TABLE invite_targets ADD COLUMN username_key VARCHAR(300);
+ALTER TABLE invite_targets ADD COLUMN user_id_key VARCHAR(300);
+ALTER TABLE invite_targets ADD COLUMN phone_key VARCHAR(300);
+CREATE UNIQUE INDEX uq_invite_targets_username ON invite_targets (task_id, username_key) WHERE username_key IS NOT NULL;
+CREATE UNIQUE INDEX uq_invite_targets_user_id ON invite_targets (task_id, user_id_key) WHERE user_id_key IS NOT NULL;
+CREATE UNIQUE INDEX uq_invite_targets_phone ON invite_targets (task_id, phone_key) WHERE phone_key IS NOT NULL;
 
 CREATE TABLE do_not_contact (
     id         BIGSERIAL PRIMARY KEY,

@@ -20,15 +20,14 @@ CREATE TABLE invite_imports (
 );
 CREATE INDEX idx_invite_imports_task ON invite_imports (task_id, id);
 
-ALTER TABLE invite_targets ADD COLUMN import_id INTEGER REFERENCES invite_imports (id) ON DELETE SET NULL;
+ALTER TABLE invite_targets ADD COLUMN import_id INTEGER;
 
-CREATE TABLE invite_target_keys (
-    task_id   INTEGER NOT NULL REFERENCES invite_tasks (id) ON DELETE CASCADE,
-    key       TEXT    NOT NULL,
-    target_id INTEGER NOT NULL REFERENCES invite_targets (id) ON DELETE CASCADE,
-    PRIMARY KEY (task_id, key)
-) WITHOUT ROWID;
-CREATE INDEX idx_invite_target_keys_target ON invite_target_keys (target_id);
+ALTER TABLE invite_targets ADD COLUMN username_key TEXT;
+ALTER TABLE invite_targets ADD COLUMN user_id_key TEXT;
+ALTER TABLE invite_targets ADD COLUMN phone_key TEXT;
+CREATE UNIQUE INDEX uq_invite_targets_username ON invite_targets (task_id, username_key) WHERE username_key IS NOT NULL;
+CREATE UNIQUE INDEX uq_invite_targets_user_id ON invite_targets (task_id, user_id_key) WHERE user_id_key IS NOT NULL;
+CREATE UNIQUE INDEX uq_invite_targets_phone ON invite_targets (task_id, phone_key) WHERE phone_key IS NOT NULL;
 
 CREATE TABLE do_not_contact (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

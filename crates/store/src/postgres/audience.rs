@@ -1,6 +1,6 @@
 //! Targets, imports and the do-not-contact list on PostgreSQL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use domain::{
@@ -45,6 +45,9 @@ fn target_from_row(row: &PgRow) -> Result<Target> {
 const TARGET_COLUMNS: &str = "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
      last_name, user_data, source::text AS source, status, reason, attempts, source_row, processed_at, created_at";
 
+/// Rows per UNNEST insert.
+const UNNEST_CHUNK: usize = 10_000;
+
 impl PgStore {
     async fn task_status(conn: &mut sqlx::PgConnection, user: UserId, task_id: i64) -> Result<Option<TaskStatus>> {
         let status: Option<String> =
@@ -79,12 +82,15 @@ impl PgStore {
         if status == TaskStatus::InProgress || status.is_finished() {
             return Ok(ImportOutcome::Locked(status));
         }
-        let in_task: HashSet<String> = sqlx::query_scalar("SELECT key FROM invite_target_keys WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        let in_task: HashSet<String> = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT username_key, user_id_key, phone_key FROM invite_targets WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .flat_map(|(u, i, p)| [u, i, p].into_iter().flatten())
+        .collect();
         let dnc: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1")
             .bind(user.get())
             .fetch_all(&mut *tx)
@@ -120,53 +126,38 @@ impl PgStore {
         .await?;
 
         if !request.dry_run && !drafts.is_empty() {
-            for chunk in drafts.chunks(INSERT_CHUNK) {
-                let mut insert = QueryBuilder::<Postgres>::new(
+            // Column arrays through UNNEST: one statement and a handful of parameters per chunk.
+            for chunk in drafts.chunks(UNNEST_CHUNK) {
+                let rows: Vec<TargetValues> = chunk.iter().map(TargetValues::of).collect();
+                let column = |f: fn(&TargetValues) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+                sqlx::query(
                     "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
-                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, created_at, \
-                     updated_at) ",
-                );
-                insert.push_values(chunk.iter().map(TargetValues::of), |mut b, v| {
-                    b.push_bind(task_id)
-                        .push_bind(v.username)
-                        .push_bind(v.phone)
-                        .push_bind(v.user_id)
-                        .push_bind(v.user_id_is_hint)
-                        .push_bind(v.first_name)
-                        .push_bind(v.last_name)
-                        .push_bind(v.full_name)
-                        .push_bind(v.extra)
-                        .push_bind(request.source.as_str())
-                        .push_unseparated("::targetsource")
-                        .push_bind("pending")
-                        .push_bind(v.row as i32)
-                        .push_bind(import_id)
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                insert.push(" RETURNING id, source_row");
-                let ids: HashMap<i64, i64> = insert
-                    .build_query_as::<(i64, i32)>()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|(id, row)| (i64::from(row), id))
-                    .collect();
-                let keys: Vec<(String, i64)> = chunk
-                    .iter()
-                    .flat_map(|d| {
-                        let id = ids[&(d.row as i64)];
-                        d.keys().into_iter().map(move |k| (k, id))
-                    })
-                    .collect();
-                for keys in keys.chunks(INSERT_CHUNK) {
-                    let mut insert =
-                        QueryBuilder::<Postgres>::new("INSERT INTO invite_target_keys (task_id, key, target_id) ");
-                    insert.push_values(keys, |mut b, (key, id)| {
-                        b.push_bind(task_id).push_bind(key).push_bind(id);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
+                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
+                     user_id_key, phone_key, created_at, updated_at) \
+                     SELECT $1, u.a, u.b, u.c, u.d, u.e, u.f, u.g, u.h, $11::targetsource, 'pending', u.r, $12, \
+                            u.uk, u.ik, u.pk, $13, $13 \
+                     FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
+                                 $9::jsonb[], $10::int[], $14::text[], $15::text[], $16::text[]) \
+                          AS u(a, b, c, d, e, f, g, h, r, uk, ik, pk)",
+                )
+                .bind(task_id)
+                .bind(column(|v| v.username.clone()))
+                .bind(column(|v| v.phone.clone()))
+                .bind(column(|v| v.user_id.clone()))
+                .bind(rows.iter().map(|v| v.user_id_is_hint).collect::<Vec<_>>())
+                .bind(column(|v| v.first_name.clone()))
+                .bind(column(|v| v.last_name.clone()))
+                .bind(column(|v| v.full_name.clone()))
+                .bind(rows.iter().map(|v| v.extra.clone()).collect::<Vec<Value>>())
+                .bind(rows.iter().map(|v| v.row as i32).collect::<Vec<_>>())
+                .bind(request.source.as_str())
+                .bind(import_id)
+                .bind(now)
+                .bind(column(|v| v.username_key.clone()))
+                .bind(column(|v| v.user_id_key.clone()))
+                .bind(column(|v| v.phone_key.clone()))
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query(
                 "UPDATE invite_tasks SET target_count = target_count + $1, updated_at = $2, version = version + 1 \

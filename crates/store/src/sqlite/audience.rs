@@ -1,6 +1,6 @@
 //! Targets, imports and the do-not-contact list on SQLite.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use domain::{
@@ -73,12 +73,15 @@ impl SqliteStore {
         if status == TaskStatus::InProgress || status.is_finished() {
             return Ok(ImportOutcome::Locked(status));
         }
-        let in_task: HashSet<String> = sqlx::query_scalar("SELECT key FROM invite_target_keys WHERE task_id = ?")
-            .bind(task_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        let in_task: HashSet<String> = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT username_key, user_id_key, phone_key FROM invite_targets WHERE task_id = ?",
+        )
+        .bind(task_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .flat_map(|(u, i, p)| [u, i, p].into_iter().flatten())
+        .collect();
         let dnc: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = ?")
             .bind(user.get())
             .fetch_all(&mut *tx)
@@ -117,8 +120,8 @@ impl SqliteStore {
             for chunk in drafts.chunks(INSERT_CHUNK) {
                 let mut insert = QueryBuilder::<Sqlite>::new(
                     "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
-                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, created_at, \
-                     updated_at) ",
+                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
+                     user_id_key, phone_key, created_at, updated_at) ",
                 );
                 insert.push_values(chunk.iter().map(TargetValues::of), |mut b, v| {
                     b.push_bind(task_id)
@@ -134,32 +137,13 @@ impl SqliteStore {
                         .push_bind("pending")
                         .push_bind(v.row)
                         .push_bind(import_id)
+                        .push_bind(v.username_key)
+                        .push_bind(v.user_id_key)
+                        .push_bind(v.phone_key)
                         .push_bind(micros(now))
                         .push_bind(micros(now));
                 });
-                insert.push(" RETURNING id, source_row");
-                let ids: HashMap<i64, i64> = insert
-                    .build_query_as::<(i64, i64)>()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|(id, row)| (row, id))
-                    .collect();
-                let keys: Vec<(String, i64)> = chunk
-                    .iter()
-                    .flat_map(|d| {
-                        let id = ids[&(d.row as i64)];
-                        d.keys().into_iter().map(move |k| (k, id))
-                    })
-                    .collect();
-                for keys in keys.chunks(INSERT_CHUNK) {
-                    let mut insert =
-                        QueryBuilder::<Sqlite>::new("INSERT INTO invite_target_keys (task_id, key, target_id) ");
-                    insert.push_values(keys, |mut b, (key, id)| {
-                        b.push_bind(task_id).push_bind(key).push_bind(id);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
+                insert.build().execute(&mut *tx).await?;
             }
             sqlx::query(
                 "UPDATE invite_tasks SET target_count = target_count + ?, updated_at = ?, version = version + 1 \
