@@ -525,7 +525,35 @@ async fn do_not_contact_entries_are_never_imported(backend: Backend) {
     app.stop().await;
 }
 
+/// An upload may be far larger than a JSON body (1 MiB by default, 64 KiB in these tests): up to the
+/// upload limit.
+async fn large_files_are_taken_up_to_the_upload_limit(backend: Backend) {
+    let app = spawn_app_with(backend, &[("INVITE_MAX_TARGETS_PER_TASK", "100000")]).await;
+    let task = invite_task(&app, 1).await;
+    let csv: String = (0..60_000).map(|i| format!("user_{i:06}_name,+7912{i:07}\n")).collect();
+    assert!(csv.len() > 1_500_000);
+    let reply = app
+        .upload(
+            "/import/file",
+            1,
+            "big.csv",
+            csv.into(),
+            &[("task_id", &task.to_string())],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["report"]["stored"], 60_000);
+    assert_eq!(
+        app.call(Method::GET, &format!("/tasks/{task}"), Some(1), None)
+            .await
+            .body["target_count"],
+        60_000
+    );
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    large_files_are_taken_up_to_the_upload_limit,
     a_file_becomes_targets_with_a_report,
     a_dry_run_stores_nothing_but_its_report,
     mapping_overrides_what_was_detected,
