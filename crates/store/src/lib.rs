@@ -133,6 +133,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_account(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>>;
 
+    /// Whose account (user id, account id), if any, holds the session with this auth key id — across all
+    /// users: one key used from two places draws AUTH_KEY_DUPLICATED.
+    async fn account_with_auth_key(&self, auth_key_id: i64) -> Result<Option<(i64, String)>>;
+
     /// Removes an account of the registry; its grants stay in the ledger.
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool>;
 

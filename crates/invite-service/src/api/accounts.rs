@@ -177,16 +177,20 @@ pub async fn register(
     let name = name.expect("validated");
 
     if let Some(session) = &parsed {
-        let key_id = session.auth_key.id();
-        let existing = state.store.list_accounts(user, Some("telegram")).await?;
-        if let Some(same) = existing
-            .iter()
-            .find(|a| a.session_facts["auth_key_id"] == json!(key_id))
-        {
-            return Err(ApiError::Conflict(format!(
-                "this session is already registered as account {}; the same key used twice draws AUTH_KEY_DUPLICATED",
-                same.id
-            )));
+        // One key used from two places draws AUTH_KEY_DUPLICATED and can end the session for good.
+        match state.store.account_with_auth_key(session.auth_key.id()).await? {
+            Some((owner, id)) if owner == user.get() => {
+                return Err(ApiError::Conflict(format!(
+                    "this session is already registered as account {id}; one key used twice draws AUTH_KEY_DUPLICATED"
+                )))
+            }
+            Some(_) => {
+                return Err(ApiError::Conflict(
+                    "this session is already registered by another user; one key used twice draws AUTH_KEY_DUPLICATED"
+                        .into(),
+                ))
+            }
+            None => {}
         }
     }
     let id = uuid::Uuid::new_v4().to_string();

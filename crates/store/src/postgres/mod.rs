@@ -451,6 +451,15 @@ impl Store for PgStore {
         self.get_account_impl(user, id).await
     }
 
+    async fn account_with_auth_key(&self, auth_key_id: i64) -> Result<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, id FROM accounts WHERE (session_facts->>'auth_key_id')::BIGINT = $1 LIMIT 1",
+        )
+        .bind(auth_key_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool> {
         self.delete_account_impl(user, id, now, meta).await
     }

@@ -492,6 +492,15 @@ impl Store for SqliteStore {
         self.get_account_impl(user, id).await
     }
 
+    async fn account_with_auth_key(&self, auth_key_id: i64) -> Result<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, id FROM accounts WHERE json_extract(session_facts, '$.auth_key_id') = ? LIMIT 1",
+        )
+        .bind(auth_key_id)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool> {
         self.delete_account_impl(user, id, now, meta).await
     }
