@@ -154,11 +154,21 @@ pub struct ImportReport {
     pub rejected: Vec<RejectedRow>,
     /// Rejections beyond [`MAX_LISTED_REJECTIONS`], counted but not listed.
     pub rejected_not_listed: usize,
+    /// Rows kept with an identifier that was left out because it did not parse (a bad username beside
+    /// a good phone); listed up to [`MAX_LISTED_REJECTIONS`].
+    pub warnings: Vec<RejectedRow>,
     /// The first accepted rows, as they would be stored.
     pub preview: Vec<Value>,
 }
 
 impl ImportReport {
+    /// A row kept without one of its identifiers.
+    pub fn warn(&mut self, row: RejectedRow) {
+        if self.warnings.len() < MAX_LISTED_REJECTIONS {
+            self.warnings.push(row);
+        }
+    }
+
     pub fn reject(&mut self, row: RejectedRow) {
         match row.reason {
             RejectReason::Invalid => self.invalid += 1,

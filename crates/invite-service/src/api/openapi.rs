@@ -369,6 +369,7 @@ pub fn document() -> Value {
                                     "message": {"type": "string"}
                                 }}},
                                 "rejected_not_listed": {"type": "integer"},
+                                "warnings": {"type": "array", "description": "Rows kept without an identifier that did not parse (a bad username beside a good phone)", "items": {"type": "object"}},
                                 "preview": {"type": "array", "items": {"type": "object"}}
                             }
                         }

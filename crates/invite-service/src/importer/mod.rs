@@ -52,7 +52,12 @@ pub fn prepare_table(table: &RawTable, mapping: Option<&Value>, region: Region) 
     let mut drafts = Vec::with_capacity(data.len());
     for row in data {
         match draft_of_row(row, &layout, region) {
-            Ok(d) => drafts.push(d),
+            Ok((d, warning)) => {
+                if let Some(w) = warning {
+                    report.warn(w);
+                }
+                drafts.push(d)
+            }
             Err(rejected) => report.reject(rejected),
         }
     }
@@ -65,7 +70,13 @@ fn cut(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.chars().take(MAX_NAME_CHARS).collect())
 }
 
-fn draft_of_row(row: &RawRow, layout: &Layout, region: Region) -> Result<TargetDraft, RejectedRow> {
+/// A row as a draft, with the first identifier that did not parse when another one did (the row is
+/// kept, the person told); or why the row cannot be used.
+fn draft_of_row(
+    row: &RawRow,
+    layout: &Layout,
+    region: Region,
+) -> Result<(TargetDraft, Option<RejectedRow>), RejectedRow> {
     let cell = |i: usize| row.cells.get(i).map(String::as_str).unwrap_or_default();
     let mut draft = TargetDraft {
         row: row.number,
@@ -124,7 +135,7 @@ fn draft_of_row(row: &RawRow, layout: &Layout, region: Region) -> Result<TargetD
         }
     }
     if draft.username.is_some() || draft.user_id.is_some() || draft.phone.is_some() {
-        return Ok(draft);
+        return Ok((draft, first_error));
     }
     Err(first_error.unwrap_or_else(|| RejectedRow {
         row: row.number,

@@ -76,6 +76,7 @@ async fn a_file_becomes_targets_with_a_report(backend: Backend) {
     assert!(bad["message"].as_str().unwrap().contains("5–32 characters"), "{bad}");
     assert_eq!(report["rejected"][1]["reason"], "duplicate_in_file");
     assert_eq!(report["preview"][0]["phone"], "+79123456789");
+    assert_eq!(report["warnings"], json!([]));
 
     let list = targets(&app, task, "").await;
     assert_eq!(list["total"], 3);
@@ -126,6 +127,35 @@ async fn a_file_becomes_targets_with_a_report(backend: Backend) {
         )
         .await;
     assert_eq!(first.body["report"]["stored"], 3);
+    app.stop().await;
+}
+
+async fn a_row_kept_without_a_bad_identifier_says_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let task = invite_task(&app, 1).await;
+    let csv = "username,phone\n1bad_name,+79123456789\n";
+    let reply = app
+        .upload(
+            "/import/file",
+            1,
+            "l.csv",
+            csv.into(),
+            &[("task_id", &task.to_string())],
+        )
+        .await;
+    assert_eq!(reply.body["report"]["stored"], 1);
+    let warning = &reply.body["report"]["warnings"][0];
+    assert_eq!(
+        (&warning["row"], &warning["column"], &warning["value"]),
+        (&json!(2), &json!("username"), &json!("1bad_name"))
+    );
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("must start with a letter"),
+        "{warning}"
+    );
     app.stop().await;
 }
 
@@ -554,6 +584,7 @@ async fn large_files_are_taken_up_to_the_upload_limit(backend: Backend) {
 
 crate::on_both_backends!(
     large_files_are_taken_up_to_the_upload_limit,
+    a_row_kept_without_a_bad_identifier_says_so,
     a_file_becomes_targets_with_a_report,
     a_dry_run_stores_nothing_but_its_report,
     mapping_overrides_what_was_detected,
