@@ -4,9 +4,9 @@
 //! Excel's "Unicode text" is TAB-separated in a `.txt`, and a `.txt` may just as well be a plain list
 //! with one username per line.
 
-use std::cmp::Reverse;
+use std::{cmp::Reverse, io::Cursor, sync::Arc};
 
-use csv::{ByteRecord, ReaderBuilder, StringRecord};
+use csv::{ByteRecord, Reader, ReaderBuilder, StringRecord};
 
 use super::{RawRow, ReadError};
 
@@ -21,11 +21,38 @@ const SNIFF_BYTES: usize = 256 * 1024;
 /// each line is one cell while quotes still work as in CSV.
 const NO_DELIMITER: u8 = 0;
 
-/// Reads delimited text into rows; returns the delimiter that was found (None: a one-column list).
-pub(super) fn rows(text: &str) -> Result<(Option<u8>, Vec<RawRow>), ReadError> {
-    let delimiter = sniff(text);
-    let rows = parse(text, delimiter.unwrap_or(NO_DELIMITER))?;
-    Ok((delimiter, rows))
+/// A file's text, borrowed from the upload (UTF-8 needs no copy) or owned after decoding; shared by
+/// the CSV reader and the line counter, so rows can be read one at a time.
+#[derive(Clone)]
+pub(super) enum Text<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Text<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Text::Borrowed(b) => b,
+            Text::Owned(b) => b,
+        }
+    }
+}
+
+/// Starts reading delimited text: the delimiter found (None: a one-column list) and the rows, read
+/// lazily so a large file is never held as a table.
+pub(super) fn stream(text: Text<'_>) -> (Option<u8>, DelimitedRows<'_>) {
+    let delimiter = sniff(text.as_ref());
+    let reader = reader_builder(delimiter.unwrap_or(NO_DELIMITER)).from_reader(Cursor::new(text.clone()));
+    let lines = LineCounter::new(text);
+    (
+        delimiter,
+        DelimitedRows {
+            reader,
+            record: StringRecord::new(),
+            lines,
+            failed: false,
+        },
+    )
 }
 
 fn reader_builder(delimiter: u8) -> ReaderBuilder {
@@ -42,8 +69,7 @@ fn reader_builder(delimiter: u8) -> ReaderBuilder {
 /// The candidate that splits the first records into the same number (> 1) of columns most often;
 /// ties go to more columns, then to the order of `CANDIDATES`. None when no candidate gives more than
 /// one column: the file is a one-column list.
-fn sniff(text: &str) -> Option<u8> {
-    let bytes = text.as_bytes();
+fn sniff(bytes: &[u8]) -> Option<u8> {
     let truncated = bytes.len() > SNIFF_BYTES;
     let sample = &bytes[..bytes.len().min(SNIFF_BYTES)];
     CANDIDATES
@@ -87,40 +113,53 @@ fn consistency(sample: &[u8], truncated: bool, delimiter: u8) -> Option<(usize, 
     (columns > 1).then_some((agreeing, columns))
 }
 
-fn parse(text: &str, delimiter: u8) -> Result<Vec<RawRow>, ReadError> {
-    let mut reader = reader_builder(delimiter).from_reader(text.as_bytes());
-    let mut record = StringRecord::new();
-    let mut lines = LineCounter::new(text.as_bytes());
-    let mut rows = Vec::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(lines.line, |p| lines.line_at(p.byte() as usize));
-                return Err(ReadError::Malformed(format!(
-                    "line {line}: the file could not be read: {e}"
-                )));
+/// The rows of a delimited file, one at a time; blank rows are skipped.
+pub(super) struct DelimitedRows<'a> {
+    reader: Reader<Cursor<Text<'a>>>,
+    record: StringRecord,
+    lines: LineCounter<Text<'a>>,
+    failed: bool,
+}
+
+impl Iterator for DelimitedRows<'_> {
+    type Item = Result<RawRow, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    let line = e
+                        .position()
+                        .map_or(self.lines.line, |p| self.lines.line_at(p.byte() as usize));
+                    return Some(Err(ReadError::Malformed(format!(
+                        "line {line}: the file could not be read: {e}"
+                    ))));
+                }
             }
+            let start = self.record.position().map_or(0, |p| p.byte() as usize);
+            let number = self.lines.line_at(start);
+            if self.record.iter().all(|cell| cell.trim().is_empty()) {
+                continue;
+            }
+            // `to_owned` of an empty cell does not allocate: one allocation per non-empty cell.
+            let cells = self.record.iter().map(|cell| cell.trim().to_owned()).collect();
+            return Some(Ok(RawRow { number, cells }));
         }
-        let start = record.position().map_or(0, |p| p.byte() as usize);
-        let number = lines.line_at(start);
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        // `to_owned` of an empty cell does not allocate: one allocation per non-empty cell.
-        let cells = record.iter().map(|cell| cell.trim().to_owned()).collect();
-        rows.push(RawRow { number, cells });
     }
-    Ok(rows)
 }
 
 /// Line numbers as a text editor shows them, counting `\n`, `\r\n` and a lone `\r` alike.
 ///
 /// csv's own `Position::line` counts only `\n`, and a record's position is where the reader stood
 /// before it skipped blank lines, so both would point people at the wrong line.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
+struct LineCounter<T> {
+    bytes: T,
     /// Everything before this offset has been counted.
     offset: usize,
     line: usize,
@@ -130,10 +169,11 @@ struct LineCounter<'a> {
     lone_cr: bool,
 }
 
-impl<'a> LineCounter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        let lone_cr = bytes.contains(&b'\r')
-            && (bytes.ends_with(b"\r") || bytes.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'));
+impl<T: AsRef<[u8]>> LineCounter<T> {
+    fn new(bytes: T) -> Self {
+        let b = bytes.as_ref();
+        let lone_cr =
+            b.contains(&b'\r') && (b.ends_with(b"\r") || b.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'));
         Self {
             bytes,
             offset: 0,
@@ -145,11 +185,12 @@ impl<'a> LineCounter<'a> {
 
     /// The line of the first byte of a record that starts at or after `offset`, past any blank lines.
     fn line_at(&mut self, offset: usize) -> usize {
-        let mut start = offset.clamp(self.offset, self.bytes.len());
-        while self.bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+        let bytes = self.bytes.as_ref();
+        let mut start = offset.clamp(self.offset, bytes.len());
+        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
             start += 1;
         }
-        let skipped = &self.bytes[self.offset..start];
+        let skipped = &bytes[self.offset..start];
         if !self.lone_cr {
             self.line += skipped.iter().filter(|&&b| b == b'\n').count();
         } else {

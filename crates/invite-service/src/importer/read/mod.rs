@@ -164,24 +164,58 @@ pub fn read_table(
     bytes: &[u8],
     options: &ReadOptions,
 ) -> Result<RawTable, ReadError> {
-    let table = read_any(file_name, content_type, bytes, options)?;
-    if table.rows.is_empty() {
+    let stream = read_stream(file_name, content_type, bytes, options)?;
+    let rows = stream.rows.collect::<Result<Vec<_>, _>>()?;
+    if rows.is_empty() {
         return Err(ReadError::Empty);
     }
-    Ok(table)
+    Ok(RawTable {
+        headers: stream.headers,
+        rows,
+        format: stream.format,
+        encoding: stream.encoding,
+        delimiter: stream.delimiter,
+        sheet: stream.sheet,
+    })
 }
 
-fn read_any(
+/// What a file holds, with its rows still to be read: delimited text is read one row at a time, so a
+/// large list is never held as a table; spreadsheets and JSON are read whole (their parsers need it).
+pub struct TableStream<'a> {
+    pub headers: Option<Vec<String>>,
+    pub format: FileFormat,
+    pub encoding: Option<&'static str>,
+    pub delimiter: Option<char>,
+    pub sheet: Option<String>,
+    pub rows: Box<dyn Iterator<Item = Result<RawRow, ReadError>> + Send + 'a>,
+}
+
+impl TableStream<'_> {
+    fn whole(table: RawTable) -> TableStream<'static> {
+        TableStream {
+            headers: table.headers,
+            format: table.format,
+            encoding: table.encoding,
+            delimiter: table.delimiter,
+            sheet: table.sheet,
+            rows: Box::new(table.rows.into_iter().map(Ok)),
+        }
+    }
+}
+
+/// Like [`read_table`], with the rows read as they are asked for (an empty file gives no rows rather
+/// than [`ReadError::Empty`]; the caller decides).
+pub fn read_stream<'a>(
     file_name: Option<&str>,
     content_type: Option<&str>,
-    bytes: &[u8],
+    bytes: &'a [u8],
     options: &ReadOptions,
-) -> Result<RawTable, ReadError> {
+) -> Result<TableStream<'a>, ReadError> {
     if bytes.is_empty() {
         return Err(ReadError::Empty);
     }
     if bytes.starts_with(ZIP_MAGIC) {
-        return xlsx::read(bytes, options);
+        return xlsx::read(bytes, options).map(TableStream::whole);
     }
     if BINARY_MAGICS.iter().any(|magic| bytes.starts_with(magic)) {
         return Err(ReadError::UnknownFormat);
@@ -199,14 +233,14 @@ fn read_any(
         match serde_json::from_str(&decoded.text) {
             Ok(value) => {
                 let (headers, rows) = json::rows(value)?;
-                return Ok(RawTable {
+                return Ok(TableStream::whole(RawTable {
                     headers,
                     rows,
                     format: FileFormat::Json,
                     encoding: Some(decoded.encoding),
                     delimiter: None,
                     sheet: None,
-                });
+                }));
             }
             // A file that says it is JSON gets the parser's own words (with line and column); anything
             // else that merely starts with a bracket may still be a list.
@@ -216,14 +250,18 @@ fn read_any(
             Err(_) => {}
         }
     }
-    let (delimiter, rows) = delimited::rows(&decoded.text)?;
-    Ok(RawTable {
+    let text = match decoded.text {
+        std::borrow::Cow::Borrowed(t) => delimited::Text::Borrowed(t.as_bytes()),
+        std::borrow::Cow::Owned(t) => delimited::Text::Owned(std::sync::Arc::from(t.into_bytes())),
+    };
+    let (delimiter, rows) = delimited::stream(text);
+    Ok(TableStream {
         headers: None,
-        rows,
         format: FileFormat::Delimited,
         encoding: Some(decoded.encoding),
         delimiter: delimiter.map(char::from),
         sheet: None,
+        rows: Box::new(rows),
     })
 }
 
