@@ -1,12 +1,12 @@
 //! Audience import: reading files people bring, finding their columns, validating and deduplicating
-//! rows into targets. Pure: the store does the rest in one transaction.
+//! rows into targets, a chunk at a time. Pure: the store does the rest in one transaction.
 
 pub mod columns;
 pub mod parsing;
 pub mod read;
 
 use domain::{
-    audience::{dedup_within, ImportReport, RejectReason, RejectedRow, TargetDraft},
+    audience::{ImportReport, RejectReason, RejectedRow, SeenPeople, TargetDraft},
     identifier::{Identifier, IdentifierKind},
     phone::Region,
     validation::FieldError,
@@ -14,7 +14,7 @@ use domain::{
 use serde_json::{json, Map, Value};
 
 use columns::{Field, Layout};
-use read::{RawRow, RawTable};
+use read::{RawRow, RawTable, ReadError, TableStream};
 
 /// Longest first or last name kept; longer ones are cut.
 const MAX_NAME_CHARS: usize = 255;
@@ -25,44 +25,124 @@ pub struct Prepared {
     pub report: ImportReport,
 }
 
-/// Reads a table into drafts: finds the layout, validates each data row, drops in-file duplicates.
-pub fn prepare_table(table: &RawTable, mapping: Option<&Value>, region: Region) -> Result<Prepared, FieldError> {
-    let (layout, data_start) = columns::detect(table.headers.as_deref(), &table.rows, mapping, region)?;
-    if !layout.has_identifier() {
-        return Err(FieldError::new(
-            &["body", "file"],
-            "value_error",
-            "no column holds usernames, user ids or phone numbers; name one with mapping, e.g. {\"username\": 1}",
-        ));
-    }
-    let mut report = ImportReport {
-        source: json!({
-            "format": table.format.as_str(),
-            "encoding": table.encoding,
-            "delimiter": table.delimiter.map(String::from),
-            "sheet": table.sheet,
-            "header_row": layout.header_row,
-            "skipped_title_rows": layout.skipped_rows,
-            "columns": layout.columns,
-        }),
-        ..ImportReport::default()
-    };
-    let data = &table.rows[data_start..];
-    report.total_rows = data.len();
-    let mut drafts = Vec::with_capacity(data.len());
-    for row in data {
-        match draft_of_row(row, &layout, region) {
-            Ok((d, warning)) => {
-                if let Some(w) = warning {
-                    report.warn(w);
-                }
-                drafts.push(d)
-            }
-            Err(rejected) => report.reject(rejected),
+/// How many rows are read ahead to find the header and guess the columns.
+const DETECTION_ROWS: usize = 10 + 200;
+
+/// Why a file cannot be imported at all.
+#[derive(Debug)]
+pub enum StartError {
+    Read(ReadError),
+    Layout(FieldError),
+}
+
+/// A file's rows turned into drafts a chunk at a time: memory holds the file, one chunk and the keys of
+/// the people seen so far, never the whole list.
+pub struct DraftStream<'a> {
+    layout: Layout,
+    ahead: std::vec::IntoIter<RawRow>,
+    rest: Box<dyn Iterator<Item = Result<RawRow, ReadError>> + Send + 'a>,
+    region: Region,
+    seen: SeenPeople,
+    /// What reading and validating found so far.
+    pub report: ImportReport,
+}
+
+impl<'a> DraftStream<'a> {
+    /// Reads ahead far enough to find the layout (`mapping` overrides detection).
+    pub fn start(stream: TableStream<'a>, mapping: Option<&Value>, region: Region) -> Result<Self, StartError> {
+        let mut rest = stream.rows;
+        let mut ahead = Vec::with_capacity(DETECTION_ROWS);
+        for row in rest.by_ref().take(DETECTION_ROWS) {
+            ahead.push(row.map_err(StartError::Read)?);
         }
+        if ahead.is_empty() {
+            return Err(StartError::Read(ReadError::Empty));
+        }
+        let (layout, data_start) =
+            columns::detect(stream.headers.as_deref(), &ahead, mapping, region).map_err(StartError::Layout)?;
+        if !layout.has_identifier() {
+            return Err(StartError::Layout(FieldError::new(
+                &["body", "file"],
+                "value_error",
+                "no column holds usernames, user ids or phone numbers; name one with mapping, e.g. {\"username\": 1}",
+            )));
+        }
+        let report = ImportReport {
+            source: json!({
+                "format": stream.format.as_str(),
+                "encoding": stream.encoding,
+                "delimiter": stream.delimiter.map(String::from),
+                "sheet": stream.sheet,
+                "header_row": layout.header_row,
+                "skipped_title_rows": layout.skipped_rows,
+                "columns": layout.columns,
+            }),
+            ..ImportReport::default()
+        };
+        let ahead: Vec<RawRow> = ahead.into_iter().skip(data_start).collect();
+        Ok(Self {
+            layout,
+            ahead: ahead.into_iter(),
+            rest,
+            region,
+            seen: SeenPeople::default(),
+            report,
+        })
     }
-    let drafts = dedup_within(drafts, &mut report);
-    Ok(Prepared { drafts, report })
+
+    /// Up to `max` more drafts (valid, not seen before in the file); None when the file is done.
+    pub fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<TargetDraft>>, ReadError> {
+        let mut chunk = Vec::with_capacity(max.min(4096));
+        while chunk.len() < max {
+            let row = match self.ahead.next() {
+                Some(row) => row,
+                None => match self.rest.next() {
+                    Some(row) => row?,
+                    None => break,
+                },
+            };
+            self.report.total_rows += 1;
+            match draft_of_row(&row, &self.layout, self.region) {
+                Ok((draft, warning)) => {
+                    if let Some(w) = warning {
+                        self.report.warn(w);
+                    }
+                    if self.seen.admit(&draft, &mut self.report) {
+                        chunk.push(draft);
+                    }
+                }
+                Err(rejected) => self.report.reject(rejected),
+            }
+        }
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
+}
+
+/// Reads a whole table into drafts (small files: the do-not-contact import and tests).
+pub fn prepare_table(table: &RawTable, mapping: Option<&Value>, region: Region) -> Result<Prepared, FieldError> {
+    let stream = TableStream {
+        headers: table.headers.clone(),
+        format: table.format,
+        encoding: table.encoding,
+        delimiter: table.delimiter,
+        sheet: table.sheet.clone(),
+        rows: Box::new(table.rows.clone().into_iter().map(Ok)),
+    };
+    let mut drafts_stream = DraftStream::start(stream, mapping, region).map_err(|e| match e {
+        StartError::Layout(f) => f,
+        StartError::Read(r) => FieldError::new(&["body", "file"], "value_error", r.to_string()),
+    })?;
+    let mut drafts = Vec::new();
+    while let Some(chunk) = drafts_stream
+        .next_chunk(usize::MAX)
+        .map_err(|e| FieldError::new(&["body", "file"], "value_error", e.to_string()))?
+    {
+        drafts.extend(chunk);
+    }
+    Ok(Prepared {
+        drafts,
+        report: drafts_stream.report,
+    })
 }
 
 fn cut(s: &str) -> Option<String> {
@@ -133,6 +213,18 @@ fn draft_of_row(
                 }
             },
         }
+    }
+    // A row wider than the rows the layout was found on keeps its extra cells too.
+    for (i, value) in row
+        .cells
+        .iter()
+        .enumerate()
+        .skip(layout.columns.len())
+        .filter(|(_, v)| !v.is_empty())
+    {
+        draft
+            .extra
+            .insert(format!("column_{}", i + 1), Value::String(value.clone()));
     }
     if draft.username.is_some() || draft.user_id.is_some() || draft.phone.is_some() {
         return Ok((draft, first_error));
