@@ -371,16 +371,15 @@ impl AccountManager {
                 let wait = Duration::from_std(wait).unwrap_or(Duration::days(1));
                 let until = now + wait + self.policy.flood_margin;
                 let reason = format!("FLOOD_WAIT {} s", wait.num_seconds());
-                self.store
-                    .am_set_standing(
-                        account_id,
-                        &Standing::Resting {
-                            until,
-                            reason: reason.clone(),
-                        },
-                        now,
-                    )
-                    .await?;
+                self.tighten(
+                    account_id,
+                    Standing::Resting {
+                        until,
+                        reason: reason.clone(),
+                    },
+                    now,
+                )
+                .await?;
                 format!("resting until {until}: {reason}")
             }
             Outcome::Account(AccountProblem::PeerFlood) => {
@@ -389,22 +388,20 @@ impl AccountManager {
                 let rest = (self.policy.peer_flood_rest * factor).min(self.policy.peer_flood_max);
                 let until = now + rest;
                 let reason = format!("PEER_FLOOD (strike {strikes}): may not contact strangers");
-                self.store
-                    .am_set_standing(
-                        account_id,
-                        &Standing::Restricted {
-                            until,
-                            reason: reason.clone(),
-                        },
-                        now,
-                    )
-                    .await?;
+                self.tighten(
+                    account_id,
+                    Standing::Restricted {
+                        until,
+                        reason: reason.clone(),
+                    },
+                    now,
+                )
+                .await?;
                 format!("restricted until {until}: {reason}")
             }
             Outcome::Account(p @ (AccountProblem::SessionDead | AccountProblem::SessionDuplicated)) => {
                 let reason = format!("{}: {message}", Outcome::Account(p).as_str());
-                self.store
-                    .am_set_standing(account_id, &Standing::Blocked { reason: reason.clone() }, now)
+                self.tighten(account_id, Standing::Blocked { reason: reason.clone() }, now)
                     .await?;
                 format!("blocked: {reason}")
             }
@@ -438,6 +435,39 @@ impl AccountManager {
             "Account Manager: handle_error"
         );
         Ok(())
+    }
+
+    /// Makes the account's standing at least as strict as `new`: an error never lifts a block, and a
+    /// rest and a restriction together hold until the later of the two ends (a rest stops every action,
+    /// so that is the safe side).
+    async fn tighten(&self, account_id: &str, new: Standing, now: DateTime<Utc>) -> Result<(), AmError> {
+        let Some(current) = self.store.am_standing(account_id).await? else {
+            return Ok(());
+        };
+        let merged = Self::stricter(&Self::effective(&current, now), new);
+        self.store.am_set_standing(account_id, &merged, now).await?;
+        Ok(())
+    }
+
+    fn stricter(current: &Standing, new: Standing) -> Standing {
+        match (current, new) {
+            (Standing::Blocked { .. }, _) => current.clone(),
+            (_, blocked @ Standing::Blocked { .. }) => blocked,
+            (Standing::Active, new) => new,
+            (current, new) => {
+                let until = current.until().max(new.until()).expect("both are timed");
+                let reason = format!(
+                    "{}; {}",
+                    new.reason().unwrap_or_default(),
+                    current.reason().unwrap_or_default()
+                );
+                if matches!(current, Standing::Resting { .. }) || matches!(new, Standing::Resting { .. }) {
+                    Standing::Resting { until, reason }
+                } else {
+                    Standing::Restricted { until, reason }
+                }
+            }
+        }
     }
 
     /// The effective standing now: a rest or restriction whose time has passed is over.

@@ -16,6 +16,12 @@ pub enum StoreError {
     Migration(String),
     #[error("unsupported DATABASE_URL scheme {0:?}: use sqlite:, postgres: or postgresql:")]
     UnsupportedUrl(String),
+    /// A row with this key exists already (a unique constraint).
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// The database refused a value (a constraint or a length): a bug in validation, not an outage.
+    #[error("the database refused the change: {0}")]
+    Refused(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -23,6 +29,16 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
                 StoreError::Corrupt(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Duplicate(db.constraint().unwrap_or("unique key").to_string())
+            }
+            sqlx::Error::Database(db)
+                if db.is_check_violation()
+                    || db.is_foreign_key_violation()
+                    || db.code().is_some_and(|c| c.starts_with("22")) =>
+            {
+                StoreError::Refused(db.message().to_string())
             }
             // The driver's own text: it names the failing operation, never the URL or its password.
             other => StoreError::Unavailable(other.to_string()),

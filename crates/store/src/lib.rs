@@ -153,6 +153,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn am_set_standing(&self, account_id: &str, standing: &Standing, now: DateTime<Utc>) -> Result<bool>;
 
+    /// The account's stored standing (None: no such account).
+    async fn am_standing(&self, account_id: &str) -> Result<Option<Standing>>;
+
     /// Counts one more PEER_FLOOD and returns the count (None: no such account).
     async fn am_add_strike(&self, account_id: &str) -> Result<Option<i64>>;
 

@@ -193,7 +193,12 @@ pub async fn register(
             None => {}
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    // A session's account id comes from its auth key: deleting and registering it again finds the
+    // same ledger (a spent budget stays spent), and the primary key refuses a second copy.
+    let id = match &parsed {
+        Some(session) => format!("tg-{:016x}", session.auth_key.id() as u64),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     let account = NewAccount {
         id: id.clone(),
         platform: "telegram".into(),

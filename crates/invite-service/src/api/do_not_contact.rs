@@ -13,16 +13,13 @@ use domain::{
 use serde_json::{json, Value};
 use store::NewDncEntry;
 
-use crate::{
-    api::{
-        auth::AuthUser,
-        error::{ApiError, ApiResult},
-        imports::{read_file, read_upload},
-        query::{page_json, Query},
-        request::{JsonBody, Meta},
-        AppState,
-    },
-    importer,
+use crate::api::{
+    auth::AuthUser,
+    error::{ApiError, ApiResult},
+    imports::{read_error, read_upload, start_drafts},
+    query::{page_json, Query},
+    request::{JsonBody, Meta},
+    AppState,
 };
 
 /// Most entries one request may add.
@@ -140,22 +137,32 @@ pub async fn import(
     );
     errors.into_result(|| ())?;
     let region = state.import.phone_region;
-    let table = read_file(upload, None, state.import.xlsx_max_unpacked_bytes).await?;
-    let prepared = importer::prepare_table(&table, mapping.as_ref(), region)?;
-    let entries: Vec<NewDncEntry> = prepared
-        .drafts
-        .iter()
-        .flat_map(|d| d.identifiers())
-        .map(|identifier| NewDncEntry {
-            identifier,
-            reason: reason.clone(),
-        })
-        .collect();
+    // Every identifier of every valid row: a repeated person's row may carry an identifier the first did not.
+    let mut drafts = start_drafts(
+        &upload,
+        None,
+        state.import.xlsx_max_unpacked_bytes,
+        mapping.as_ref(),
+        region,
+    )?
+    .keeping_repeats();
+    let mut entries: Vec<NewDncEntry> = Vec::new();
+    while let Some(chunk) = drafts.next_chunk(MAX_ENTRIES).map_err(read_error)? {
+        entries.extend(
+            chunk
+                .iter()
+                .flat_map(|d| d.identifiers())
+                .map(|identifier| NewDncEntry {
+                    identifier,
+                    reason: reason.clone(),
+                }),
+        );
+    }
     let added = state
         .store
         .add_do_not_contact(user, &entries, state.clock.now(), &meta)
         .await?;
-    let report = &prepared.report;
+    let report = &drafts.report;
     Ok((
         StatusCode::CREATED,
         Json(json!({

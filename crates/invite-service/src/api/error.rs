@@ -85,6 +85,7 @@ impl IntoResponse for ApiError {
                 // The full error goes to the log with the request id; the client learns only the kind.
                 tracing::error!(error = %e, "store error");
                 match e {
+                    StoreError::Duplicate(_) => detail(StatusCode::CONFLICT, "it exists already".into()),
                     StoreError::Unavailable(_) | StoreError::SchemaOutdated(_) => detail(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "the database is unavailable; try again shortly".into(),

@@ -27,7 +27,7 @@ use crate::{
         self,
         parsing::ParsingFilters,
         read::{self, ReadError, ReadOptions},
-        Prepared,
+        DraftStream, Prepared, StartError,
     },
     integrations::parsing_service::{ParsingServiceClient, UpstreamError},
 };
@@ -181,6 +181,32 @@ pub fn read_error(e: ReadError) -> ApiError {
     }
 }
 
+/// Starts turning an uploaded file into drafts: the format read, the layout found (a row stream
+/// borrows the upload, so nothing holds the whole list).
+pub fn start_drafts<'a>(
+    upload: &'a Upload,
+    sheet: Option<String>,
+    max_unpacked: u64,
+    mapping: Option<&Value>,
+    region: Region,
+) -> ApiResult<DraftStream<'a>> {
+    let options = ReadOptions {
+        sheet,
+        max_uncompressed_bytes: max_unpacked,
+    };
+    let stream = read::read_stream(
+        upload.file_name.as_deref(),
+        upload.content_type.as_deref(),
+        &upload.bytes,
+        &options,
+    )
+    .map_err(read_error)?;
+    DraftStream::start(stream, mapping, region).map_err(|e| match e {
+        StartError::Read(e) => read_error(e),
+        StartError::Layout(e) => e.into(),
+    })
+}
+
 /// Reads an uploaded file into a table on a blocking thread (parsing a large file is CPU work).
 pub async fn read_file(upload: Upload, sheet: Option<String>, max_unpacked: u64) -> ApiResult<read::RawTable> {
     let options = ReadOptions {
@@ -312,7 +338,11 @@ pub async fn file(
         .filter(|s| !s.is_empty());
     let task_id = errors.into_result(|| task_id)?.expect("no errors means a task id");
     editable_task(&state, user, task_id).await?;
-    let file_name = upload.file_name.clone();
+    // As stored (the column holds 255 characters).
+    let file_name = upload
+        .file_name
+        .as_ref()
+        .map(|n| n.chars().take(255).collect::<String>());
     let table = read_file(upload, sheet, state.import.xlsx_max_unpacked_bytes).await?;
     let prepared = tokio::task::spawn_blocking(move || importer::prepare_table(&table, mapping.as_ref(), region))
         .await

@@ -41,7 +41,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .then(|| request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
         .flatten()
         .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
+        .map(|v| v.trim().chars().take(64).collect::<String>())
         .filter(|v| !v.is_empty());
     let client_addr = forwarded.or(peer);
     let route = request

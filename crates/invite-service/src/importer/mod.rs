@@ -42,7 +42,8 @@ pub struct DraftStream<'a> {
     ahead: std::vec::IntoIter<RawRow>,
     rest: Box<dyn Iterator<Item = Result<RawRow, ReadError>> + Send + 'a>,
     region: Region,
-    seen: SeenPeople,
+    /// None: every valid row is kept, repeats included (the do-not-contact list wants them all).
+    seen: Option<SeenPeople>,
     /// What reading and validating found so far.
     pub report: ImportReport,
 }
@@ -85,9 +86,15 @@ impl<'a> DraftStream<'a> {
             ahead: ahead.into_iter(),
             rest,
             region,
-            seen: SeenPeople::default(),
+            seen: Some(SeenPeople::default()),
             report,
         })
+    }
+
+    /// Keeps rows that repeat a person: each may carry identifiers the earlier row did not.
+    pub fn keeping_repeats(mut self) -> Self {
+        self.seen = None;
+        self
     }
 
     /// Up to `max` more drafts (valid, not seen before in the file); None when the file is done.
@@ -107,7 +114,11 @@ impl<'a> DraftStream<'a> {
                     if let Some(w) = warning {
                         self.report.warn(w);
                     }
-                    if self.seen.admit(&draft, &mut self.report) {
+                    if self
+                        .seen
+                        .as_mut()
+                        .is_none_or(|seen| seen.admit(&draft, &mut self.report))
+                    {
                         chunk.push(draft);
                     }
                 }

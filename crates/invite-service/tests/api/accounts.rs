@@ -113,6 +113,49 @@ async fn sessions_are_registered_sealed_and_never_returned(backend: Backend) {
     app.stop().await;
 }
 
+/// A session's account id comes from its key: registered again after a delete, it is the same
+/// account (its ledger, and so its spent budget, with it); registered twice at once, one copy wins.
+async fn a_session_is_one_account_however_often_it_is_registered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = fixture_sessions()[0]["string_session"].as_str().unwrap().to_string();
+    let body = json!({"platform": "telegram", "name": "Main", "session": session, "api_id": 1, "api_hash": API_HASH});
+    let first = app.call(Method::POST, "/accounts", Some(1), Some(body.clone())).await;
+    let id = first.body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("tg-"), "{id}");
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/accounts/{id}"), Some(1), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let again = app.call(Method::POST, "/accounts", Some(1), Some(body.clone())).await;
+    assert_eq!(
+        (again.status, again.body["id"].as_str()),
+        (StatusCode::CREATED, Some(id.as_str()))
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/accounts/{id}"), Some(1), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let (a, b) = tokio::join!(
+        app.call(Method::POST, "/accounts", Some(1), Some(body.clone())),
+        app.call(Method::POST, "/accounts", Some(2), Some(body.clone()))
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [201, 409],
+        "one copy of a session, whoever registers it: {} / {}",
+        a.body,
+        b.body
+    );
+    app.stop().await;
+}
+
 async fn bad_registrations_name_their_problem(backend: Backend) {
     let app = spawn_app(backend).await;
     let session = fixture_sessions()[0]["string_session"].as_str().unwrap().to_string();
@@ -246,6 +289,7 @@ async fn limits_show_the_policy_and_real_usage(backend: Backend) {
 }
 
 crate::on_both_backends!(
+    a_session_is_one_account_however_often_it_is_registered,
     sessions_are_registered_sealed_and_never_returned,
     bad_registrations_name_their_problem,
     limits_show_the_policy_and_real_usage,

@@ -153,8 +153,8 @@ impl PgStore {
         // With no channel, the channel parts match nothing.
         let row = sqlx::query(
             "SELECT a.status, a.status_reason, a.status_until, \
-               (SELECT g.pause_until FROM am_grants g WHERE g.account_id = a.id AND g.action = $2 \
-                ORDER BY g.granted_at DESC, g.id DESC LIMIT 1) AS pause_until, \
+               (SELECT MAX(g.pause_until) FROM am_grants g WHERE g.account_id = a.id AND g.action = $2) \
+                AS pause_until, \
                (SELECT array_agg(g.granted_at ORDER BY g.granted_at) FROM am_grants g \
                 WHERE g.account_id = a.id AND g.action = $2 AND g.consumed AND g.granted_at > $4) AS account_grants, \
                (SELECT COALESCE(s.reason, s.state) FROM account_channel_states s \

@@ -521,6 +521,16 @@ impl Store for SqliteStore {
         self.am_set_standing_impl(account_id, standing, now).await
     }
 
+    async fn am_standing(&self, account_id: &str) -> Result<Option<Standing>> {
+        let row: Option<(String, Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT status, status_reason, status_until FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.map(|(status, reason, until)| Standing::from_columns(&status, reason, opt_from_micros(until)?))
+            .transpose()
+    }
+
     async fn am_add_strike(&self, account_id: &str) -> Result<Option<i64>> {
         self.am_add_strike_impl(account_id).await
     }
