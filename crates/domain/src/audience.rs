@@ -267,9 +267,6 @@ pub fn exclude_known(
             None => true,
         }
     });
-    report.valid = drafts.len();
-    report.rejected.sort_by_key(|r| r.row);
-    report.preview = drafts.iter().take(PREVIEW_ROWS).map(TargetDraft::preview).collect();
     drafts
 }
 
@@ -342,9 +339,9 @@ mod tests {
             &mut report,
         );
         assert_eq!(kept.len(), 1);
-        assert_eq!((report.excluded, report.duplicates, report.valid), (1, 1, 1));
+        assert_eq!(kept[0].username.as_ref().unwrap().as_str(), "clara_c");
+        assert_eq!((report.excluded, report.duplicates), (1, 1));
         assert_eq!(report.rejected[0].reason, RejectReason::DoNotContact);
-        assert_eq!(report.preview[0]["username"], "clara_c");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod am;
 mod error;
+mod import;
 mod model;
 mod postgres;
 mod sqlite;
@@ -21,10 +22,10 @@ pub use am::{
     AccountKind, AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict,
 };
 pub use error::{Result, StoreError};
+pub use import::{ImportRequest, ImportSink, ImportStart};
 pub use model::{
-    audit_action, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest,
-    NewDncEntry, Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskSortField,
-    UpdateOutcome,
+    audit_action, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord, NewDncEntry, Page,
+    PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskSortField, UpdateOutcome,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -71,16 +72,15 @@ pub trait Store: Send + Sync + 'static {
     /// The user's own audit entries, newest first.
     async fn list_audit(&self, user: UserId, page: PageRequest) -> Result<Page<AuditEntry>>;
 
-    /// Adds an import's targets to a task that is not running or finished, in one transaction: drops
-    /// people already in the task or on the do-not-contact list, enforces the per-task limit, stores
-    /// the targets (unless a dry run), the import record with its report, and an audit entry.
-    async fn import_targets(
+    /// Starts an import into a task that is neither running nor finished: one transaction, held by the
+    /// returned sink until it finishes (see [`ImportSink`]), with an import record and an audit entry.
+    async fn begin_import(
         &self,
         user: UserId,
         request: ImportRequest,
         now: DateTime<Utc>,
         meta: &RequestMeta,
-    ) -> Result<ImportOutcome>;
+    ) -> Result<ImportStart>;
 
     /// The newest import of a task (or the one named), with its report; `None` when there is none.
     async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>>;

@@ -202,30 +202,14 @@ mod tests {
     }
 }
 
-/// One import, as the store carries it out in a single transaction.
-#[derive(Debug, Clone)]
-pub struct ImportRequest {
-    pub task_id: i64,
-    pub source: domain::audience::TargetSource,
-    pub file_name: Option<String>,
-    pub dry_run: bool,
-    /// Valid rows, already free of duplicates within the batch.
-    pub drafts: Vec<domain::audience::TargetDraft>,
-    /// What reading and validating found so far; the store adds what only it can know.
-    pub report: domain::audience::ImportReport,
-    /// The most targets a task may hold.
-    pub max_targets: usize,
-}
-
+/// How an import ended.
 #[derive(Debug, Clone)]
 pub enum ImportOutcome {
     Done {
         import_id: i64,
         report: Box<domain::audience::ImportReport>,
     },
-    NotFound,
-    /// The task is running or finished.
-    Locked(TaskStatus),
+    /// Refused whole: the task would pass its limit.
     TooManyTargets {
         existing: usize,
         adding: usize,

@@ -13,7 +13,7 @@ use domain::{
     UserId,
 };
 use serde_json::{json, Value};
-use store::{ImportOutcome, ImportRequest, RequestMeta};
+use store::{ImportOutcome, ImportRequest, ImportStart, RequestMeta};
 
 use crate::{
     api::{
@@ -207,58 +207,45 @@ pub fn start_drafts<'a>(
     })
 }
 
-/// Reads an uploaded file into a table on a blocking thread (parsing a large file is CPU work).
-pub async fn read_file(upload: Upload, sheet: Option<String>, max_unpacked: u64) -> ApiResult<read::RawTable> {
-    let options = ReadOptions {
-        sheet,
-        max_uncompressed_bytes: max_unpacked,
-    };
-    tokio::task::spawn_blocking(move || {
-        read::read_table(
-            upload.file_name.as_deref(),
-            upload.content_type.as_deref(),
-            &upload.bytes,
-            &options,
-        )
-    })
-    .await
-    .map_err(|_| {
-        ApiError::from(FieldError::new(
-            &["body", "file"],
-            "value_error",
-            "the file could not be read",
-        ))
-    })?
-    .map_err(read_error)
+/// How many drafts go to the store at a time while a file is read.
+const IMPORT_CHUNK: usize = 5_000;
+
+/// Where an import's drafts come from: a file read a chunk at a time, or a list already in memory.
+pub enum DraftSource<'a> {
+    File(DraftStream<'a>),
+    List(Prepared),
 }
 
-/// Stores a prepared import and shapes the answer.
-#[allow(clippy::too_many_arguments)]
+/// Runs an import in one store transaction and shapes the answer.
 async fn store_import(
     state: &AppState,
     user: UserId,
     meta: &RequestMeta,
-    task_id: i64,
-    source: TargetSource,
-    file_name: Option<String>,
-    dry_run: bool,
-    prepared: Prepared,
+    request: ImportRequest,
+    source: DraftSource<'_>,
     limit_loc: &[&str],
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request = ImportRequest {
-        task_id,
-        source,
-        file_name,
-        dry_run,
-        drafts: prepared.drafts,
-        report: prepared.report,
-        max_targets: state.import.max_targets_per_task,
+    let (task_id, dry_run) = (request.task_id, request.dry_run);
+    let mut sink = match state.store.begin_import(user, request, state.clock.now(), meta).await? {
+        ImportStart::Started(sink) => sink,
+        ImportStart::NotFound => return Err(ApiError::task_not_found(task_id)),
+        ImportStart::Locked(status) => {
+            return Err(locked(task_id, status).expect("the store reports only locking statuses"))
+        }
     };
-    match state
-        .store
-        .import_targets(user, request, state.clock.now(), meta)
-        .await?
-    {
+    let report = match source {
+        DraftSource::List(Prepared { drafts, mut report }) => {
+            sink.add(drafts, &mut report).await?;
+            report
+        }
+        DraftSource::File(mut stream) => {
+            while let Some(chunk) = stream.next_chunk(IMPORT_CHUNK).map_err(read_error)? {
+                sink.add(chunk, &mut stream.report).await?;
+            }
+            stream.report
+        }
+    };
+    match sink.finish(report).await? {
         ImportOutcome::Done { import_id, report } => {
             tracing::info!(
                 task_id,
@@ -271,8 +258,6 @@ async fn store_import(
             let status = if dry_run { StatusCode::OK } else { StatusCode::CREATED };
             Ok((status, Json(import_json(import_id, task_id, dry_run, &report))))
         }
-        ImportOutcome::NotFound => Err(ApiError::task_not_found(task_id)),
-        ImportOutcome::Locked(status) => Err(locked(task_id, status).expect("the store reports only locking statuses")),
         ImportOutcome::TooManyTargets {
             existing,
             adding,
@@ -343,25 +328,26 @@ pub async fn file(
         .file_name
         .as_ref()
         .map(|n| n.chars().take(255).collect::<String>());
-    let table = read_file(upload, sheet, state.import.xlsx_max_unpacked_bytes).await?;
-    let prepared = tokio::task::spawn_blocking(move || importer::prepare_table(&table, mapping.as_ref(), region))
-        .await
-        .map_err(|_| {
-            ApiError::from(FieldError::new(
-                &["body", "file"],
-                "value_error",
-                "the file could not be read",
-            ))
-        })??;
+    let drafts = start_drafts(
+        &upload,
+        sheet,
+        state.import.xlsx_max_unpacked_bytes,
+        mapping.as_ref(),
+        region,
+    )?;
+    let request = ImportRequest {
+        task_id,
+        source: TargetSource::FileUpload,
+        file_name,
+        dry_run,
+        max_targets: state.import.max_targets_per_task,
+    };
     store_import(
         &state,
         user,
         &meta,
-        task_id,
-        TargetSource::FileUpload,
-        file_name,
-        dry_run,
-        prepared,
+        request,
+        DraftSource::File(drafts),
         &["body", "file"],
     )
     .await
@@ -440,16 +426,19 @@ pub async fn parsing(
         })?;
     let filters = ParsingFilters { skip_bots };
     let prepared = importer::parsing::prepare_results(&results, filters, region, &parsing_task_id);
-    let file_name = Some(format!("parsing task {parsing_task_id}"));
+    let request = ImportRequest {
+        task_id,
+        source: TargetSource::ParsingImport,
+        file_name: Some(format!("parsing task {parsing_task_id}")),
+        dry_run,
+        max_targets: state.import.max_targets_per_task,
+    };
     store_import(
         &state,
         user,
         &meta,
-        task_id,
-        TargetSource::ParsingImport,
-        file_name,
-        dry_run,
-        prepared,
+        request,
+        DraftSource::List(prepared),
         &["body", "parsing_task_id"],
     )
     .await

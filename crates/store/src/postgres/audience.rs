@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::{exclude_known, Target},
+    audience::{ImportReport, Target, TargetDraft},
     task::{TaskStatus, UserId},
 };
 use serde_json::{json, Value};
@@ -13,9 +13,10 @@ use sqlx::{postgres::PgRow, Postgres, QueryBuilder, Row};
 use super::PgStore;
 use crate::{
     error::{Result, StoreError},
+    import::{ImportRequest, ImportSink, ImportStart, ImportState},
     model::{
-        audit_action, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest, NewDncEntry, Page, PageRequest,
-        RequestMeta, TargetDeleteOutcome, TargetQuery, TargetRow, TargetValues,
+        audit_action, DncAdded, DncEntry, ImportOutcome, ImportRecord, NewDncEntry, Page, PageRequest, RequestMeta,
+        TargetDeleteOutcome, TargetQuery, TargetRow, TargetValues,
     },
     INSERT_CHUNK,
 };
@@ -61,13 +62,13 @@ impl PgStore {
             .transpose()
     }
 
-    pub(super) async fn import_targets_impl(
+    pub(super) async fn begin_import_impl(
         &self,
         user: UserId,
         request: ImportRequest,
         now: DateTime<Utc>,
         meta: &RequestMeta,
-    ) -> Result<ImportOutcome> {
+    ) -> Result<ImportStart> {
         let task_id = request.task_id;
         let mut tx = self.pool.begin().await?;
         // Imports into one task, and the engine's changes to it, take turns on the task's row.
@@ -77,10 +78,10 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(status) = Self::task_status(&mut tx, user, task_id).await? else {
-            return Ok(ImportOutcome::NotFound);
+            return Ok(ImportStart::NotFound);
         };
         if status == TaskStatus::InProgress || status.is_finished() {
-            return Ok(ImportOutcome::Locked(status));
+            return Ok(ImportStart::Locked(status));
         }
         let in_task: HashSet<String> = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
             "SELECT username_key, user_id_key, phone_key FROM invite_targets WHERE task_id = $1",
@@ -91,25 +92,16 @@ impl PgStore {
         .into_iter()
         .flat_map(|(u, i, p)| [u, i, p].into_iter().flatten())
         .collect();
-        let dnc: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1")
+        let do_not_contact: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = $1")
             .bind(user.get())
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .collect();
-        let mut report = request.report;
-        let drafts = exclude_known(request.drafts, &in_task, &dnc, &mut report);
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invite_targets WHERE task_id = $1")
             .bind(task_id)
             .fetch_one(&mut *tx)
             .await?;
-        if existing as usize + drafts.len() > request.max_targets {
-            return Ok(ImportOutcome::TooManyTargets {
-                existing: existing as usize,
-                adding: drafts.len(),
-                limit: request.max_targets,
-            });
-        }
         let import_id: i64 = sqlx::query_scalar(
             "INSERT INTO invite_imports (task_id, user_id, source, file_name, dry_run, total_rows, valid, invalid, \
              duplicates, excluded, stored, report, request_id, created_at) \
@@ -124,82 +116,19 @@ impl PgStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-
-        if !request.dry_run && !drafts.is_empty() {
-            // Column arrays through UNNEST: one statement and a handful of parameters per chunk.
-            for chunk in drafts.chunks(UNNEST_CHUNK) {
-                let rows: Vec<TargetValues> = chunk.iter().map(TargetValues::of).collect();
-                let column = |f: fn(&TargetValues) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-                sqlx::query(
-                    "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
-                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
-                     user_id_key, phone_key, created_at, updated_at) \
-                     SELECT $1, u.a, u.b, u.c, u.d, u.e, u.f, u.g, u.h, $11::targetsource, 'pending', u.r, $12, \
-                            u.uk, u.ik, u.pk, $13, $13 \
-                     FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
-                                 $9::jsonb[], $10::int[], $14::text[], $15::text[], $16::text[]) \
-                          AS u(a, b, c, d, e, f, g, h, r, uk, ik, pk)",
-                )
-                .bind(task_id)
-                .bind(column(|v| v.username.clone()))
-                .bind(column(|v| v.phone.clone()))
-                .bind(column(|v| v.user_id.clone()))
-                .bind(rows.iter().map(|v| v.user_id_is_hint).collect::<Vec<_>>())
-                .bind(column(|v| v.first_name.clone()))
-                .bind(column(|v| v.last_name.clone()))
-                .bind(column(|v| v.full_name.clone()))
-                .bind(rows.iter().map(|v| v.extra.clone()).collect::<Vec<Value>>())
-                .bind(rows.iter().map(|v| v.row as i32).collect::<Vec<_>>())
-                .bind(request.source.as_str())
-                .bind(import_id)
-                .bind(now)
-                .bind(column(|v| v.username_key.clone()))
-                .bind(column(|v| v.user_id_key.clone()))
-                .bind(column(|v| v.phone_key.clone()))
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(
-                "UPDATE invite_tasks SET target_count = target_count + $1, updated_at = $2, version = version + 1 \
-                 WHERE id = $3",
-            )
-            .bind(drafts.len() as i64)
-            .bind(now)
-            .bind(task_id)
-            .execute(&mut *tx)
-            .await?;
-            report.stored = drafts.len();
-        }
-        sqlx::query(
-            "UPDATE invite_imports SET total_rows = $1, valid = $2, invalid = $3, duplicates = $4, excluded = $5, \
-             stored = $6, report = $7 WHERE id = $8",
-        )
-        .bind(report.total_rows as i32)
-        .bind(report.valid as i32)
-        .bind(report.invalid as i32)
-        .bind(report.duplicates as i32)
-        .bind(report.excluded as i32)
-        .bind(report.stored as i32)
-        .bind(serde_json::to_value(&report).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(import_id)
-        .execute(&mut *tx)
-        .await?;
-        let details = json!({"import_id": import_id, "dry_run": request.dry_run, "stored": report.stored});
-        Self::insert_audit(
-            &mut tx,
+        let state = ImportState {
             user,
-            audit_action::TARGETS_IMPORT,
-            crate::task_object(task_id),
-            details,
-            now,
-            meta,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Done {
+            request,
             import_id,
-            report: Box::new(report),
-        })
+            now,
+            meta: meta.clone(),
+            in_task,
+            do_not_contact,
+            existing: existing as usize,
+            valid: 0,
+            preview: Vec::new(),
+        };
+        Ok(ImportStart::Started(Box::new(PgImport { tx, state })))
     }
 
     pub(super) async fn get_import_impl(
@@ -424,5 +353,101 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// An import on PostgreSQL: one transaction, held until `finish`.
+struct PgImport {
+    tx: sqlx::Transaction<'static, Postgres>,
+    state: ImportState,
+}
+
+#[async_trait::async_trait]
+impl ImportSink for PgImport {
+    async fn add(&mut self, drafts: Vec<TargetDraft>, report: &mut ImportReport) -> Result<()> {
+        let kept = self.state.take(drafts, report);
+        let (task_id, import_id, now) = (self.state.request.task_id, self.state.import_id, self.state.now);
+        let source = self.state.request.source.as_str();
+        // Column arrays through UNNEST: one statement and a handful of parameters per chunk.
+        for chunk in kept.chunks(UNNEST_CHUNK) {
+            let rows: Vec<TargetValues> = chunk.iter().map(TargetValues::of).collect();
+            let column = |f: fn(&TargetValues) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(
+                "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
+                 first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
+                 user_id_key, phone_key, created_at, updated_at) \
+                 SELECT $1, u.a, u.b, u.c, u.d, u.e, u.f, u.g, u.h, $11::targetsource, 'pending', u.r, $12, \
+                        u.uk, u.ik, u.pk, $13, $13 \
+                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[], $8::text[], \
+                             $9::jsonb[], $10::int[], $14::text[], $15::text[], $16::text[]) \
+                      AS u(a, b, c, d, e, f, g, h, r, uk, ik, pk)",
+            )
+            .bind(task_id)
+            .bind(column(|v| v.username.clone()))
+            .bind(column(|v| v.phone.clone()))
+            .bind(column(|v| v.user_id.clone()))
+            .bind(rows.iter().map(|v| v.user_id_is_hint).collect::<Vec<_>>())
+            .bind(column(|v| v.first_name.clone()))
+            .bind(column(|v| v.last_name.clone()))
+            .bind(column(|v| v.full_name.clone()))
+            .bind(rows.iter().map(|v| v.extra.clone()).collect::<Vec<Value>>())
+            .bind(rows.iter().map(|v| v.row as i32).collect::<Vec<_>>())
+            .bind(source)
+            .bind(import_id)
+            .bind(now)
+            .bind(column(|v| v.username_key.clone()))
+            .bind(column(|v| v.user_id_key.clone()))
+            .bind(column(|v| v.phone_key.clone()))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>, mut report: ImportReport) -> Result<ImportOutcome> {
+        let PgImport { mut tx, state } = *self;
+        if let Some(refused) = state.close(&mut report) {
+            return Ok(refused);
+        }
+        let (task_id, import_id, now) = (state.request.task_id, state.import_id, state.now);
+        sqlx::query(
+            "UPDATE invite_tasks SET target_count = target_count + $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3",
+        )
+        .bind(report.stored as i64)
+        .bind(now)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE invite_imports SET total_rows = $1, valid = $2, invalid = $3, duplicates = $4, excluded = $5, \
+             stored = $6, report = $7 WHERE id = $8",
+        )
+        .bind(report.total_rows as i32)
+        .bind(report.valid as i32)
+        .bind(report.invalid as i32)
+        .bind(report.duplicates as i32)
+        .bind(report.excluded as i32)
+        .bind(report.stored as i32)
+        .bind(serde_json::to_value(&report).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({"import_id": import_id, "dry_run": state.request.dry_run, "stored": report.stored});
+        PgStore::insert_audit(
+            &mut tx,
+            state.user,
+            audit_action::TARGETS_IMPORT,
+            crate::task_object(task_id),
+            details,
+            now,
+            &state.meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Done {
+            import_id,
+            report: Box::new(report),
+        })
     }
 }

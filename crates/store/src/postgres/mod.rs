@@ -16,10 +16,11 @@ use crate::{
     am::{AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict},
     changed_details, count_pending,
     error::{Result, StoreError},
+    import::{ImportRequest, ImportStart},
     model::{
-        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord,
-        ImportRequest, NewDncEntry, Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery,
-        TaskRow, TaskSortField, UpdateOutcome,
+        audit_action, fold, like_contains, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportRecord, NewDncEntry,
+        Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskRow, TaskSortField,
+        UpdateOutcome,
     },
     task_object, Store, StoreOptions,
 };
@@ -381,14 +382,14 @@ impl Store for PgStore {
             request: page,
         })
     }
-    async fn import_targets(
+    async fn begin_import(
         &self,
         user: UserId,
         request: ImportRequest,
         now: DateTime<Utc>,
         meta: &RequestMeta,
-    ) -> Result<ImportOutcome> {
-        self.import_targets_impl(user, request, now, meta).await
+    ) -> Result<ImportStart> {
+        self.begin_import_impl(user, request, now, meta).await
     }
 
     async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>> {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::{exclude_known, Target},
+    audience::{ImportReport, Target, TargetDraft},
     task::{TaskStatus, UserId},
 };
 use serde_json::{json, Value};
@@ -13,9 +13,10 @@ use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite};
 use super::{from_micros, micros, opt_from_micros, SqliteStore};
 use crate::{
     error::{Result, StoreError},
+    import::{ImportRequest, ImportSink, ImportStart, ImportState},
     model::{
-        audit_action, DncAdded, DncEntry, ImportOutcome, ImportRecord, ImportRequest, NewDncEntry, Page, PageRequest,
-        RequestMeta, TargetDeleteOutcome, TargetQuery, TargetRow, TargetValues,
+        audit_action, DncAdded, DncEntry, ImportOutcome, ImportRecord, NewDncEntry, Page, PageRequest, RequestMeta,
+        TargetDeleteOutcome, TargetQuery, TargetRow, TargetValues,
     },
     INSERT_CHUNK,
 };
@@ -58,20 +59,20 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn import_targets_impl(
+    pub(super) async fn begin_import_impl(
         &self,
         user: UserId,
         request: ImportRequest,
         now: DateTime<Utc>,
         meta: &RequestMeta,
-    ) -> Result<ImportOutcome> {
+    ) -> Result<ImportStart> {
         let task_id = request.task_id;
         let mut tx = self.writer.begin().await?;
         let Some(status) = Self::task_status(&mut tx, user, task_id).await? else {
-            return Ok(ImportOutcome::NotFound);
+            return Ok(ImportStart::NotFound);
         };
         if status == TaskStatus::InProgress || status.is_finished() {
-            return Ok(ImportOutcome::Locked(status));
+            return Ok(ImportStart::Locked(status));
         }
         let in_task: HashSet<String> = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
             "SELECT username_key, user_id_key, phone_key FROM invite_targets WHERE task_id = ?",
@@ -82,25 +83,16 @@ impl SqliteStore {
         .into_iter()
         .flat_map(|(u, i, p)| [u, i, p].into_iter().flatten())
         .collect();
-        let dnc: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = ?")
+        let do_not_contact: HashSet<String> = sqlx::query_scalar("SELECT key FROM do_not_contact WHERE user_id = ?")
             .bind(user.get())
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .collect();
-        let mut report = request.report;
-        let drafts = exclude_known(request.drafts, &in_task, &dnc, &mut report);
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invite_targets WHERE task_id = ?")
             .bind(task_id)
             .fetch_one(&mut *tx)
             .await?;
-        if existing as usize + drafts.len() > request.max_targets {
-            return Ok(ImportOutcome::TooManyTargets {
-                existing: existing as usize,
-                adding: drafts.len(),
-                limit: request.max_targets,
-            });
-        }
         let import_id: i64 = sqlx::query_scalar(
             "INSERT INTO invite_imports (task_id, user_id, source, file_name, dry_run, total_rows, valid, invalid, \
              duplicates, excluded, stored, report, request_id, created_at) \
@@ -115,77 +107,19 @@ impl SqliteStore {
         .bind(micros(now))
         .fetch_one(&mut *tx)
         .await?;
-
-        if !request.dry_run && !drafts.is_empty() {
-            for chunk in drafts.chunks(INSERT_CHUNK) {
-                let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
-                     first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
-                     user_id_key, phone_key, created_at, updated_at) ",
-                );
-                insert.push_values(chunk.iter().map(TargetValues::of), |mut b, v| {
-                    b.push_bind(task_id)
-                        .push_bind(v.username)
-                        .push_bind(v.phone)
-                        .push_bind(v.user_id)
-                        .push_bind(v.user_id_is_hint)
-                        .push_bind(v.first_name)
-                        .push_bind(v.last_name)
-                        .push_bind(v.full_name)
-                        .push_bind(v.extra.to_string())
-                        .push_bind(request.source.as_str())
-                        .push_bind("pending")
-                        .push_bind(v.row)
-                        .push_bind(import_id)
-                        .push_bind(v.username_key)
-                        .push_bind(v.user_id_key)
-                        .push_bind(v.phone_key)
-                        .push_bind(micros(now))
-                        .push_bind(micros(now));
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "UPDATE invite_tasks SET target_count = target_count + ?, updated_at = ?, version = version + 1 \
-                 WHERE id = ?",
-            )
-            .bind(drafts.len() as i64)
-            .bind(micros(now))
-            .bind(task_id)
-            .execute(&mut *tx)
-            .await?;
-            report.stored = drafts.len();
-        }
-        sqlx::query(
-            "UPDATE invite_imports SET total_rows = ?, valid = ?, invalid = ?, duplicates = ?, excluded = ?, \
-             stored = ?, report = ? WHERE id = ?",
-        )
-        .bind(report.total_rows as i64)
-        .bind(report.valid as i64)
-        .bind(report.invalid as i64)
-        .bind(report.duplicates as i64)
-        .bind(report.excluded as i64)
-        .bind(report.stored as i64)
-        .bind(serde_json::to_string(&report).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(import_id)
-        .execute(&mut *tx)
-        .await?;
-        let details = json!({"import_id": import_id, "dry_run": request.dry_run, "stored": report.stored});
-        Self::insert_audit(
-            &mut tx,
+        let state = ImportState {
             user,
-            audit_action::TARGETS_IMPORT,
-            crate::task_object(task_id),
-            details,
-            now,
-            meta,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ImportOutcome::Done {
+            request,
             import_id,
-            report: Box::new(report),
-        })
+            now,
+            meta: meta.clone(),
+            in_task,
+            do_not_contact,
+            existing: existing as usize,
+            valid: 0,
+            preview: Vec::new(),
+        };
+        Ok(ImportStart::Started(Box::new(SqliteImport { tx, state })))
     }
 
     pub(super) async fn get_import_impl(
@@ -410,5 +344,95 @@ impl SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// An import on SQLite: the writer connection's transaction, held until `finish`.
+struct SqliteImport {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    state: ImportState,
+}
+
+#[async_trait::async_trait]
+impl ImportSink for SqliteImport {
+    async fn add(&mut self, drafts: Vec<TargetDraft>, report: &mut ImportReport) -> Result<()> {
+        let rows = self.state.take(drafts, report);
+        let (task_id, import_id, now) = (self.state.request.task_id, self.state.import_id, self.state.now);
+        let source = self.state.request.source.as_str();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO invite_targets (task_id, username, phone_number, user_id_platform, user_id_is_hint, \
+                 first_name, last_name, full_name, user_data, source, status, source_row, import_id, username_key, \
+                 user_id_key, phone_key, created_at, updated_at) ",
+            );
+            insert.push_values(chunk.iter().map(TargetValues::of), |mut b, v| {
+                b.push_bind(task_id)
+                    .push_bind(v.username)
+                    .push_bind(v.phone)
+                    .push_bind(v.user_id)
+                    .push_bind(v.user_id_is_hint)
+                    .push_bind(v.first_name)
+                    .push_bind(v.last_name)
+                    .push_bind(v.full_name)
+                    .push_bind(v.extra.to_string())
+                    .push_bind(source)
+                    .push_bind("pending")
+                    .push_bind(v.row)
+                    .push_bind(import_id)
+                    .push_bind(v.username_key)
+                    .push_bind(v.user_id_key)
+                    .push_bind(v.phone_key)
+                    .push_bind(micros(now))
+                    .push_bind(micros(now));
+            });
+            insert.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>, mut report: ImportReport) -> Result<ImportOutcome> {
+        let SqliteImport { mut tx, state } = *self;
+        if let Some(refused) = state.close(&mut report) {
+            return Ok(refused);
+        }
+        let (task_id, import_id, now) = (state.request.task_id, state.import_id, state.now);
+        sqlx::query(
+            "UPDATE invite_tasks SET target_count = target_count + ?, updated_at = ?, version = version + 1 WHERE id = ?",
+        )
+        .bind(report.stored as i64)
+        .bind(micros(now))
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE invite_imports SET total_rows = ?, valid = ?, invalid = ?, duplicates = ?, excluded = ?, \
+             stored = ?, report = ? WHERE id = ?",
+        )
+        .bind(report.total_rows as i64)
+        .bind(report.valid as i64)
+        .bind(report.invalid as i64)
+        .bind(report.duplicates as i64)
+        .bind(report.excluded as i64)
+        .bind(report.stored as i64)
+        .bind(serde_json::to_string(&report).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({"import_id": import_id, "dry_run": state.request.dry_run, "stored": report.stored});
+        SqliteStore::insert_audit(
+            &mut tx,
+            state.user,
+            audit_action::TARGETS_IMPORT,
+            crate::task_object(task_id),
+            details,
+            now,
+            &state.meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ImportOutcome::Done {
+            import_id,
+            report: Box::new(report),
+        })
     }
 }
