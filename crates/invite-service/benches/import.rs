@@ -28,7 +28,7 @@ use chrono::Utc;
 use domain::{audience::TargetSource, phone::Region, task_input::parse_new_task, UserId};
 use invite_service::importer::{
     read::{read_stream, ReadOptions},
-    DraftStream,
+    DraftStream, CHUNK_ROWS,
 };
 use serde_json::{json, Value};
 use store::{
@@ -37,8 +37,6 @@ use store::{
 
 const SIZES: [usize; 2] = [1_000, 100_000];
 const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
-/// Drafts per store call, as the API sends them.
-const CHUNK: usize = 5_000;
 const MAX_TARGETS: usize = 200_000;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -316,7 +314,7 @@ async fn run_case(rows: usize, backend: &str) -> anyhow::Result<Value> {
     let (mut prepare_s, mut store_s) = (0.0, 0.0);
     loop {
         let t = Instant::now();
-        let chunk = drafts.next_chunk(CHUNK).map_err(|e| anyhow!("next_chunk: {e}"))?;
+        let chunk = drafts.next_chunk(CHUNK_ROWS).map_err(|e| anyhow!("next_chunk: {e}"))?;
         prepare_s += t.elapsed().as_secs_f64();
         let Some(chunk) = chunk else { break };
         let t = Instant::now();

@@ -207,9 +207,6 @@ pub fn start_drafts<'a>(
     })
 }
 
-/// How many drafts go to the store at a time while a file is read.
-const IMPORT_CHUNK: usize = 5_000;
-
 /// Where an import's drafts come from: a file read a chunk at a time, or a list already in memory.
 pub enum DraftSource<'a> {
     File(DraftStream<'a>),
@@ -239,7 +236,7 @@ async fn store_import(
             report
         }
         DraftSource::File(mut stream) => {
-            while let Some(chunk) = stream.next_chunk(IMPORT_CHUNK).map_err(read_error)? {
+            while let Some(chunk) = stream.next_chunk(importer::CHUNK_ROWS).map_err(read_error)? {
                 sink.add(chunk, &mut stream.report).await?;
             }
             stream.report

@@ -25,6 +25,10 @@ pub struct Prepared {
     pub report: ImportReport,
 }
 
+/// How many drafts go to the store at a time while a file is read: small enough that memory stays near
+/// the file's own size, large enough for bulk inserts.
+pub const CHUNK_ROWS: usize = 2_000;
+
 /// How many rows are read ahead to find the header and guess the columns.
 const DETECTION_ROWS: usize = 10 + 200;
 

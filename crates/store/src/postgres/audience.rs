@@ -47,7 +47,7 @@ const TARGET_COLUMNS: &str = "id, task_id, username, user_id_platform, user_id_i
      last_name, user_data, source::text AS source, status, reason, attempts, source_row, processed_at, created_at";
 
 /// Rows per UNNEST insert.
-const UNNEST_CHUNK: usize = 10_000;
+const UNNEST_CHUNK: usize = 2_000;
 
 impl PgStore {
     async fn task_status(conn: &mut sqlx::PgConnection, user: UserId, task_id: i64) -> Result<Option<TaskStatus>> {
