@@ -559,6 +559,33 @@ async fn do_not_contact_entries_are_never_imported(backend: Backend) {
     app.stop().await;
 }
 
+/// A spreadsheet that would unpack past the limit is refused before it is unpacked (a zip bomb is a
+/// 4xx, not an out-of-memory).
+async fn a_spreadsheet_that_unpacks_too_far_is_refused(backend: Backend) {
+    let app = spawn_app_with(backend, &[("INVITE_XLSX_MAX_UNPACKED_BYTES", "1048576")]).await;
+    let task = invite_task(&app, 1).await;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for row in 0..40_000u32 {
+        sheet.write_string(row, 0, format!("user_{row:06}_name")).unwrap();
+        sheet
+            .write_string(row, 1, format!("note number {row} that makes the sheet larger"))
+            .unwrap();
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    let reply = app
+        .upload("/import/file", 1, "big.xlsx", bytes, &[("task_id", &task.to_string())])
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.body);
+    assert!(
+        reply.detail().contains("expands to more than 1048576 bytes"),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(targets(&app, task, "").await["total"], 0);
+    app.stop().await;
+}
+
 /// An upload may be far larger than a JSON body (1 MiB by default, 64 KiB in these tests): up to the
 /// upload limit.
 async fn large_files_are_taken_up_to_the_upload_limit(backend: Backend) {
@@ -587,6 +614,7 @@ async fn large_files_are_taken_up_to_the_upload_limit(backend: Backend) {
 }
 
 crate::on_both_backends!(
+    a_spreadsheet_that_unpacks_too_far_is_refused,
     large_files_are_taken_up_to_the_upload_limit,
     a_row_kept_without_a_bad_identifier_says_so,
     a_file_becomes_targets_with_a_report,
