@@ -2,7 +2,7 @@
 //! the engine checks the list again right before each send.
 
 use axum::{
-    extract::{Multipart, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     Json,
 };
@@ -16,7 +16,7 @@ use store::NewDncEntry;
 use crate::api::{
     auth::AuthUser,
     error::{ApiError, ApiResult},
-    imports::{read_error, read_upload, start_drafts},
+    imports::{read_error, read_upload, start_drafts, Form},
     query::{page_json, Query},
     request::{JsonBody, Meta},
     AppState,
@@ -112,9 +112,9 @@ pub async fn import(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Meta(meta): Meta,
-    multipart: Multipart,
+    form: Form,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let upload = read_upload(multipart, state.import.max_upload_bytes).await?;
+    let upload = read_upload(form, state.import.max_upload_bytes).await?;
     let mut errors = FieldErrors::default();
     let mapping = upload
         .fields

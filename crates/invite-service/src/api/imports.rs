@@ -40,8 +40,23 @@ pub struct Upload {
     pub fields: std::collections::HashMap<String, String>,
 }
 
+/// A `multipart/form-data` body; anything else is a 415 that says what to send.
+pub struct Form(Multipart);
+
+impl axum::extract::FromRequest<AppState> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
+        Multipart::from_request(request, state).await.map(Form).map_err(|_| {
+            ApiError::UnsupportedMediaType(
+                "send multipart/form-data with the file in a field named file (e.g. curl -F file=@list.csv)".into(),
+            )
+        })
+    }
+}
+
 /// Reads a multipart body, refusing a file above the configured size with 413.
-pub async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> ApiResult<Upload> {
+pub async fn read_upload(Form(mut multipart): Form, max_bytes: usize) -> ApiResult<Upload> {
     let mut upload = Upload {
         file_name: None,
         content_type: None,
@@ -280,9 +295,9 @@ pub async fn file(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Meta(meta): Meta,
-    multipart: Multipart,
+    form: Form,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let upload = read_upload(multipart, state.import.max_upload_bytes).await?;
+    let upload = read_upload(form, state.import.max_upload_bytes).await?;
     let mut errors = FieldErrors::default();
     let task_id = positive_id(
         upload.fields.get("task_id").map(String::as_str),
