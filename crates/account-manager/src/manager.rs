@@ -197,24 +197,16 @@ impl AccountManager {
             now,
             lookback: self.policy.lookback(action),
         };
-        let seen = Mutex::new(None);
-        // Peeks: records the decision and answers "wait" so the store writes nothing.
-        let peek = |ledger: &store::Ledger| {
-            let d = decide(&self.policy, action, channel.is_some(), ledger, now, |low, _| low);
-            *seen.lock().expect("peek lock") = Some(d);
-            Decision::Wait {
-                until: now,
-                reason: "peek".into(),
-            }
-        };
-        if let Verdict::NoSuchAccount = self.store.am_grant(&request, &peek).await? {
+        let Some(ledger) = self.store.am_ledger(&request).await? else {
             return Ok(None);
-        }
-        Ok(match seen.into_inner().expect("peek lock") {
-            Some(Decision::Grant { .. }) => Some(now),
-            Some(Decision::Wait { until, .. }) => Some(until),
-            _ => None,
-        })
+        };
+        Ok(
+            match decide(&self.policy, action, channel.is_some(), &ledger, now, |low, _| low) {
+                Decision::Grant { .. } => Some(now),
+                Decision::Wait { until, .. } => Some(until),
+                Decision::Deny { .. } => None,
+            },
+        )
     }
 
     /// What is left of the budget, for completion estimates.

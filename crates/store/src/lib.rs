@@ -148,6 +148,10 @@ pub trait Store: Send + Sync + 'static {
         decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
     ) -> Result<Verdict>;
 
+    /// The same ledger, read without a lock and deciding nothing: for questions such as "when may this
+    /// account next act" (None: no such account).
+    async fn am_ledger(&self, request: &GrantRequest<'_>) -> Result<Option<Ledger>>;
+
     /// Records a grant's outcome; `consumed` false gives the slot back (the platform did nothing).
     async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool>;
 

@@ -134,22 +134,8 @@ impl PgStore {
         Ok(true)
     }
 
-    pub(super) async fn am_grant_impl(
-        &self,
-        req: &GrantRequest<'_>,
-        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
-    ) -> Result<Verdict> {
-        let mut tx = self.pool.begin().await?;
-        // First the account's row lock, then the ledger in one statement. They cannot be one statement:
-        // under READ COMMITTED a statement's subqueries see the snapshot taken before it waited for the
-        // lock, and would miss the grant the previous holder just wrote.
-        let locked: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(req.account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if locked.is_none() {
-            return Ok(Verdict::NoSuchAccount);
-        }
+    /// The ledger of one (account, action, channel) in one statement; None when there is no such account.
+    async fn read_ledger(conn: &mut sqlx::PgConnection, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
         // With no channel, the channel parts match nothing.
         let row = sqlx::query(
             "SELECT a.status, a.status_reason, a.status_until, \
@@ -171,10 +157,10 @@ impl PgStore {
         .bind(req.action)
         .bind(req.channel)
         .bind(req.now - req.lookback)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = row else {
-            return Ok(Verdict::NoSuchAccount);
+            return Ok(None);
         };
         let status: String = row.try_get("status")?;
         let ledger = Ledger {
@@ -189,6 +175,34 @@ impl PgStore {
                 .try_get::<Option<Vec<DateTime<Utc>>>, _>("channel_grants")?
                 .unwrap_or_default(),
             channel_lifetime: row.try_get::<i64, _>("channel_lifetime")? as u64,
+        };
+        Ok(Some(ledger))
+    }
+
+    /// The ledger as it stands, without the account's lock (for questions, never for grants).
+    pub(super) async fn am_ledger_impl(&self, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::read_ledger(&mut conn, req).await
+    }
+
+    pub(super) async fn am_grant_impl(
+        &self,
+        req: &GrantRequest<'_>,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
+    ) -> Result<Verdict> {
+        let mut tx = self.pool.begin().await?;
+        // First the account's row lock, then the ledger. They cannot be one statement: under READ
+        // COMMITTED a statement's subqueries see the snapshot taken before it waited for the lock, and
+        // would miss the grant the previous holder just wrote.
+        let locked: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(req.account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            return Ok(Verdict::NoSuchAccount);
+        }
+        let Some(ledger) = Self::read_ledger(&mut tx, req).await? else {
+            return Ok(Verdict::NoSuchAccount);
         };
         let verdict = match decide(&ledger) {
             Decision::Grant { pause_until } => {

@@ -473,6 +473,10 @@ impl Store for PgStore {
         self.am_grant_impl(request, decide).await
     }
 
+    async fn am_ledger(&self, request: &GrantRequest<'_>) -> Result<Option<Ledger>> {
+        self.am_ledger_impl(request).await
+    }
+
     async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool> {
         self.am_release_impl(grant_id, outcome, consumed, now).await
     }

@@ -140,19 +140,15 @@ impl SqliteStore {
         Ok(true)
     }
 
-    pub(super) async fn am_grant_impl(
-        &self,
-        req: &GrantRequest<'_>,
-        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
-    ) -> Result<Verdict> {
-        let mut tx = self.writer.begin().await?;
+    /// The ledger of one (account, action, channel); None when there is no such account.
+    async fn read_ledger(conn: &mut sqlx::SqliteConnection, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
         let row: Option<(String, Option<String>, Option<i64>, String)> =
             sqlx::query_as("SELECT status, status_reason, status_until, platform FROM accounts WHERE id = ?")
                 .bind(req.account_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
         let Some((status, reason, until, platform)) = row else {
-            return Ok(Verdict::NoSuchAccount);
+            return Ok(None);
         };
         let standing = Standing::from_columns(&status, reason, opt_from_micros(until)?)?;
         let since = micros(req.now - req.lookback);
@@ -160,7 +156,7 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT MAX(pause_until) FROM am_grants WHERE account_id = ? AND action = ?")
                 .bind(req.account_id)
                 .bind(req.action)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await?;
         let account_grants: Vec<i64> = sqlx::query_scalar(
             "SELECT granted_at FROM am_grants WHERE account_id = ? AND action = ? AND consumed AND granted_at > ? \
@@ -169,7 +165,7 @@ impl SqliteStore {
         .bind(req.account_id)
         .bind(req.action)
         .bind(since)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         let mut ledger = Ledger {
             standing,
@@ -186,14 +182,14 @@ impl SqliteStore {
             )
             .bind(req.account_id)
             .bind(channel)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
             ledger.channel_gone = sqlx::query_scalar(
                 "SELECT COALESCE(reason, state) FROM channel_states WHERE platform = ? AND channel = ?",
             )
             .bind(&platform)
             .bind(channel)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
             let channel_grants: Vec<i64> = sqlx::query_scalar(
                 "SELECT granted_at FROM am_grants WHERE account_id = ? AND action = ? AND channel = ? AND consumed \
@@ -203,7 +199,7 @@ impl SqliteStore {
             .bind(req.action)
             .bind(channel)
             .bind(since)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             ledger.channel_grants = times(channel_grants)?;
             let lifetime: i64 = sqlx::query_scalar(
@@ -212,10 +208,28 @@ impl SqliteStore {
             .bind(req.account_id)
             .bind(req.action)
             .bind(channel)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             ledger.channel_lifetime = lifetime as u64;
         }
+        Ok(Some(ledger))
+    }
+
+    /// The ledger as it stands, read without taking the writer (for questions, never for grants).
+    pub(super) async fn am_ledger_impl(&self, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
+        let mut conn = self.reader.acquire().await?;
+        Self::read_ledger(&mut conn, req).await
+    }
+
+    pub(super) async fn am_grant_impl(
+        &self,
+        req: &GrantRequest<'_>,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
+    ) -> Result<Verdict> {
+        let mut tx = self.writer.begin().await?;
+        let Some(ledger) = Self::read_ledger(&mut tx, req).await? else {
+            return Ok(Verdict::NoSuchAccount);
+        };
         let verdict = match decide(&ledger) {
             Decision::Grant { pause_until } => {
                 let grant_id: i64 = sqlx::query_scalar(
