@@ -108,17 +108,27 @@ impl AccountManager {
         Duration::milliseconds(ms)
     }
 
-    /// The grant, taken by the worker right before the platform call. Fails closed: when the store
-    /// cannot be read or written, the answer is a (temporary) denial.
-    pub async fn check_rate_limit(&self, account_id: &str, action: AmAction, channel: Option<&str>) -> RateLimit {
-        let now = self.clock.now();
-        let request = GrantRequest {
+    fn request<'a>(
+        &self,
+        account_id: &'a str,
+        action: AmAction,
+        channel: Option<&'a str>,
+        now: DateTime<Utc>,
+    ) -> GrantRequest<'a> {
+        GrantRequest {
             account_id,
             action: action.as_str(),
             channel,
             now,
             lookback: self.policy.lookback(action),
-        };
+        }
+    }
+
+    /// The grant, taken by the worker right before the platform call. Fails closed: when the store
+    /// cannot be read or written, the answer is a (temporary) denial.
+    pub async fn check_rate_limit(&self, account_id: &str, action: AmAction, channel: Option<&str>) -> RateLimit {
+        let now = self.clock.now();
+        let request = self.request(account_id, action, channel, now);
         let pause = {
             let rules = self.policy.action(action);
             self.draw(rules.pause.0, rules.pause.1)
@@ -190,13 +200,7 @@ impl AccountManager {
         channel: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, AmError> {
         let now = self.clock.now();
-        let request = GrantRequest {
-            account_id,
-            action: action.as_str(),
-            channel,
-            now,
-            lookback: self.policy.lookback(action),
-        };
+        let request = self.request(account_id, action, channel, now);
         let Some(ledger) = self.store.am_ledger(&request).await? else {
             return Ok(None);
         };
