@@ -226,17 +226,7 @@ impl PgStore {
                 close_channel,
             } => {
                 if let (true, Some(channel)) = (close_channel, req.channel) {
-                    sqlx::query(
-                        "INSERT INTO account_channel_states (account_id, channel, state, reason, updated_at) \
-                         VALUES ($1, $2, 'exhausted', $3, $4) ON CONFLICT (account_id, channel) DO UPDATE SET \
-                         state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at",
-                    )
-                    .bind(req.account_id)
-                    .bind(channel)
-                    .bind(&reason)
-                    .bind(req.now)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::close_channel(&mut tx, req.account_id, channel, "exhausted", &reason, req.now).await?;
                 }
                 Verdict::Denied { reason, permanent }
             }
@@ -293,8 +283,9 @@ impl PgStore {
         Ok(strikes.map(i64::from))
     }
 
-    pub(super) async fn am_close_channel_impl(
-        &self,
+    /// Closes a channel for one account (`no_rights`, `exhausted`), on the given connection.
+    async fn close_channel(
+        conn: &mut sqlx::PgConnection,
         account_id: &str,
         channel: &str,
         state: &str,
@@ -311,9 +302,21 @@ impl PgStore {
         .bind(state)
         .bind(reason)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    pub(super) async fn am_close_channel_impl(
+        &self,
+        account_id: &str,
+        channel: &str,
+        state: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::close_channel(&mut conn, account_id, channel, state, reason, now).await
     }
 
     pub(super) async fn am_channel_gone_impl(
