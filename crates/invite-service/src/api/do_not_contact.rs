@@ -17,7 +17,7 @@ use crate::api::{
     auth::AuthUser,
     error::{ApiError, ApiResult},
     imports::{read_error, read_upload, start_drafts, Form},
-    query::{page_json, Query},
+    query::{page_json, positive_id, Query},
     request::{JsonBody, Meta},
     AppState,
 };
@@ -193,13 +193,7 @@ pub async fn delete(
     Path(id): Path<String>,
     Meta(meta): Meta,
 ) -> ApiResult<StatusCode> {
-    let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::from(FieldError::new(
-            &["path", "entry_id"],
-            "int_parsing",
-            format!("entry_id must be a positive integer (got {id:?})"),
-        ))
-    })?;
+    let id = positive_id(&id, &["path", "entry_id"])?;
     if state
         .store
         .delete_do_not_contact(user, id, state.clock.now(), &meta)

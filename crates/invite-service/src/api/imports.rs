@@ -19,7 +19,7 @@ use crate::{
     api::{
         auth::{AuthUser, CallerToken},
         error::{ApiError, ApiResult},
-        query::Query,
+        query::{self, Query},
         request::{JsonBody, Meta},
         AppState,
     },
@@ -106,23 +106,12 @@ fn too_large(max_bytes: usize) -> ApiError {
     ))
 }
 
-fn positive_id(v: Option<&str>, loc: &[&str], errors: &mut FieldErrors) -> Option<i64> {
+fn required_id(v: Option<&str>, loc: &[&str], errors: &mut FieldErrors) -> Option<i64> {
     let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
         errors.push(FieldError::missing(loc));
         return None;
     };
-    match v.parse::<i64>() {
-        Ok(id) if id > 0 => Some(id),
-        _ => {
-            let name = loc.last().copied().unwrap_or("id");
-            errors.push(FieldError::new(
-                loc,
-                "int_parsing",
-                format!("{name} must be a positive integer (got {v:?})"),
-            ));
-            None
-        }
-    }
+    errors.take(query::positive_id(v, loc))
 }
 
 fn flag(v: Option<&Value>, loc: &[&str], errors: &mut FieldErrors) -> bool {
@@ -166,8 +155,8 @@ fn region_field(v: Option<&str>, default: Region, errors: &mut FieldErrors) -> R
     }
 }
 
-/// Checks before any heavy work that the task exists and still takes targets (the store checks again
-/// inside its transaction).
+/// Checks, before calling the Parsing Service, that the task exists and still takes targets (the store
+/// checks again inside its transaction).
 async fn editable_task(state: &AppState, user: UserId, task_id: i64) -> ApiResult<()> {
     let task = state
         .store
@@ -299,7 +288,7 @@ pub async fn file(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let upload = read_upload(form, state.import.max_upload_bytes).await?;
     let mut errors = FieldErrors::default();
-    let task_id = positive_id(
+    let task_id = required_id(
         upload.fields.get("task_id").map(String::as_str),
         &["body", "task_id"],
         &mut errors,
@@ -334,7 +323,6 @@ pub async fn file(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let task_id = errors.into_result(|| task_id)?.expect("no errors means a task id");
-    editable_task(&state, user, task_id).await?;
     // As stored (the column holds 255 characters).
     let file_name = upload
         .file_name
@@ -375,9 +363,9 @@ pub async fn parsing(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = FieldErrors::default();
     let task_id = match body.get("task_id") {
-        Some(Value::Number(n)) => positive_id(Some(&n.to_string()), &["body", "task_id"], &mut errors),
-        Some(Value::String(s)) => positive_id(Some(s), &["body", "task_id"], &mut errors),
-        _ => positive_id(None, &["body", "task_id"], &mut errors),
+        Some(Value::Number(n)) => required_id(Some(&n.to_string()), &["body", "task_id"], &mut errors),
+        Some(Value::String(s)) => required_id(Some(s), &["body", "task_id"], &mut errors),
+        _ => required_id(None, &["body", "task_id"], &mut errors),
     };
     let parsing_task_id = match body.get("parsing_task_id") {
         Some(Value::String(s)) => Some(s.trim().to_string()),
@@ -459,10 +447,10 @@ pub async fn parsing(
 /// `GET /import/validate?task_id=…[&import_id=…]`: the report of the task's newest (or the named) import.
 pub async fn validate(State(state): State<AppState>, AuthUser(user): AuthUser, q: Query) -> ApiResult<Json<Value>> {
     let mut errors = FieldErrors::default();
-    let task_id = positive_id(q.get("task_id"), &["query", "task_id"], &mut errors);
+    let task_id = required_id(q.get("task_id"), &["query", "task_id"], &mut errors);
     let import_id = q
         .get("import_id")
-        .and_then(|v| positive_id(Some(v), &["query", "import_id"], &mut errors));
+        .and_then(|v| required_id(Some(v), &["query", "import_id"], &mut errors));
     let task_id = errors.into_result(|| task_id)?.expect("validated");
     state
         .store

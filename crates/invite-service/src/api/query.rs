@@ -87,6 +87,19 @@ impl Query {
     }
 }
 
+/// An id in a path, query or form field: a positive integer, or a 422 naming the field.
+pub fn positive_id(raw: &str, loc: &[&str]) -> Result<i64, FieldError> {
+    let raw = raw.trim();
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        let name = loc.last().copied().unwrap_or("id");
+        FieldError::new(
+            loc,
+            "int_parsing",
+            format!("{name} must be a positive integer (got {raw:?})"),
+        )
+    })
+}
+
 /// The list envelope of DESIGN §7.
 pub fn page_json<T>(page: &Page<T>, item: impl Fn(&T) -> Value) -> Value {
     let size = i64::from(page.request.page_size);

@@ -15,7 +15,7 @@ use store::{TargetDeleteOutcome, TargetQuery};
 use crate::api::{
     auth::AuthUser,
     error::{ApiError, ApiResult},
-    query::{page_json, Query},
+    query::{page_json, positive_id, Query},
     request::Meta,
     tasks::TaskId,
     AppState,
@@ -116,17 +116,8 @@ pub async fn delete_one(
     Path((task_id, target_id)): Path<(String, String)>,
     Meta(meta): Meta,
 ) -> ApiResult<StatusCode> {
-    let parse = |v: &str, name: &'static str| -> ApiResult<i64> {
-        v.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-            FieldError::new(
-                &["path", name],
-                "int_parsing",
-                format!("{name} must be a positive integer (got {v:?})"),
-            )
-            .into()
-        })
-    };
-    let (task_id, target_id) = (parse(&task_id, "task_id")?, parse(&target_id, "target_id")?);
+    let task_id = positive_id(&task_id, &["path", "task_id"])?;
+    let target_id = positive_id(&target_id, &["path", "target_id"])?;
     match deleted(
         state
             .store

@@ -17,7 +17,7 @@ use store::{DeleteOutcome, TaskQuery, TaskSortField, UpdateOutcome};
 use crate::api::{
     auth::AuthUser,
     error::{ApiError, ApiResult},
-    query::{page_json, Query},
+    query::{page_json, positive_id, Query},
     request::{JsonBody, Meta},
     AppState,
 };
@@ -64,15 +64,7 @@ impl axum::extract::FromRequestParts<AppState> for TaskId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| FieldError::new(&["path", "task_id"], "missing", "task_id is required"))?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(TaskId(id)),
-            _ => Err(FieldError::new(
-                &["path", "task_id"],
-                "int_parsing",
-                format!("task_id must be a positive integer (got {raw:?})"),
-            )
-            .into()),
-        }
+        Ok(TaskId(positive_id(&raw, &["path", "task_id"])?))
     }
 }
 
