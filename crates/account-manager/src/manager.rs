@@ -395,7 +395,9 @@ impl AccountManager {
                 .await?;
                 format!("restricted until {until}: {reason}")
             }
-            Outcome::Account(p @ (AccountProblem::SessionDead | AccountProblem::SessionDuplicated)) => {
+            Outcome::Account(
+                p @ (AccountProblem::SessionDead | AccountProblem::SessionDuplicated | AccountProblem::Unusable),
+            ) => {
                 let reason = format!("{}: {message}", Outcome::Account(p).as_str());
                 self.tighten(account_id, Standing::Blocked { reason: reason.clone() }, now)
                     .await?;

@@ -38,6 +38,12 @@ pub enum TargetProblem {
     Bot,
     /// Messaging them costs Stars (`ALLOW_PAYMENT_REQUIRED`): never paid for automatically.
     PaidMessagesRequired,
+    /// One side blocked the other (`USER_IS_BLOCKED`, `USER_BLOCKED`, `YOU_BLOCKED_USER`): a person
+    /// who blocked one of the owner's accounts is not approached from another.
+    Blocked,
+    /// The platform refused without saying why (`CHAT_MEMBER_ADD_FAILED`, or an error this service
+    /// does not know). Final: a refusal we cannot read is never answered by trying again.
+    Refused,
 }
 
 /// Why a channel cannot take invites from this account (or from anyone).
@@ -64,6 +70,9 @@ pub enum AccountProblem {
     SessionDead,
     /// The same key is in use elsewhere (`AUTH_KEY_DUPLICATED`).
     SessionDuplicated,
+    /// The account cannot be used as registered (no API id configured, a session for another data
+    /// centre): blocked until its owner registers it again.
+    Unusable,
 }
 
 /// The result of one platform action.
@@ -80,6 +89,9 @@ pub enum Outcome {
     Transient,
     /// Sent, but whether it arrived is not known (a timeout after sending).
     Unknown,
+    /// The platform may have acted and asks to try again later (`retry_contacts` of a contact
+    /// import, a timeout of an idempotent call): it counts against the budget, the target stays.
+    RetryLater,
 }
 
 impl Outcome {
@@ -115,6 +127,8 @@ impl Outcome {
                 TargetProblem::Invalid => "invalid",
                 TargetProblem::Bot => "bot",
                 TargetProblem::PaidMessagesRequired => "paid_messages_required",
+                TargetProblem::Blocked => "blocked",
+                TargetProblem::Refused => "refused",
             },
             Outcome::Channel(p) => match p {
                 ChannelProblem::NoRights => "channel_no_rights",
@@ -127,9 +141,11 @@ impl Outcome {
                 AccountProblem::PeerFlood => "peer_flood",
                 AccountProblem::SessionDead => "session_dead",
                 AccountProblem::SessionDuplicated => "session_duplicated",
+                AccountProblem::Unusable => "account_unusable",
             },
             Outcome::Transient => "transient",
             Outcome::Unknown => "unknown",
+            Outcome::RetryLater => "retry_later",
         }
     }
 }
@@ -164,5 +180,11 @@ mod tests {
             Outcome::Channel(ChannelProblem::Full).consumes_target(),
             "full for everyone"
         );
+    }
+
+    #[test]
+    fn retry_later_spends_the_budget_but_keeps_the_target() {
+        assert!(Outcome::RetryLater.consumes_budget());
+        assert!(!Outcome::RetryLater.consumes_target());
     }
 }

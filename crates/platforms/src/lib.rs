@@ -1,0 +1,11 @@
+//! Messenger adapters behind one interface. The engine speaks only [`InviteStrategy`] and
+//! [`AccountClient`]; adding a messenger is adding an adapter here, never a `match` on platform names
+//! elsewhere.
+
+pub mod strategy;
+pub mod telegram;
+
+pub use strategy::{
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report,
+    Resolution, TargetRef,
+};
