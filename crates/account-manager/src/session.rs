@@ -37,6 +37,11 @@ const DC_IDS: std::ops::RangeInclusive<u8> = 1..=5;
 pub struct AuthKey([u8; KEY_LEN]);
 
 impl AuthKey {
+    /// A key from its 256 bytes (a key made elsewhere, or a test's).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
