@@ -8,8 +8,8 @@
 use account_manager::Policy;
 use async_trait::async_trait;
 use domain::{
-    channel::ChannelRef, identifier::PlatformUserId, outcome::AmAction, outcome::Outcome, phone::Phone,
-    task::Platform, username::Username,
+    channel::ChannelRef, identifier::PlatformUserId, outcome::AmAction, outcome::Outcome, phone::Phone, task::Platform,
+    username::Username,
 };
 use sha2::{Digest, Sha256};
 
@@ -184,10 +184,34 @@ mod tests {
 
     #[test]
     fn a_delivery_key_always_gives_the_same_random_id_and_different_deliveries_differ() {
-        let a = DeliveryKey { task_id: 7, target_id: 42 };
-        assert_eq!(a.random_id(), DeliveryKey { task_id: 7, target_id: 42 }.random_id());
-        assert_ne!(a.random_id(), DeliveryKey { task_id: 42, target_id: 7 }.random_id());
-        assert_ne!(a.random_id(), DeliveryKey { task_id: 7, target_id: 43 }.random_id());
+        let a = DeliveryKey {
+            task_id: 7,
+            target_id: 42,
+        };
+        assert_eq!(
+            a.random_id(),
+            DeliveryKey {
+                task_id: 7,
+                target_id: 42
+            }
+            .random_id()
+        );
+        assert_ne!(
+            a.random_id(),
+            DeliveryKey {
+                task_id: 42,
+                target_id: 7
+            }
+            .random_id()
+        );
+        assert_ne!(
+            a.random_id(),
+            DeliveryKey {
+                task_id: 7,
+                target_id: 43
+            }
+            .random_id()
+        );
         assert_ne!(a.random_id(), 0);
     }
 

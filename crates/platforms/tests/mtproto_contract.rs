@@ -116,7 +116,10 @@ async fn mtproto_connects_from_a_grammers_session() {
         client.close().await;
     })
     .await;
-    assert_eq!(server.calls()[0].auth_key_id, TelegramSession::parse(&credentials.secret).unwrap().auth_key.id());
+    assert_eq!(
+        server.calls()[0].auth_key_id,
+        TelegramSession::parse(&credentials.secret).unwrap().auth_key.id()
+    );
 }
 
 #[tokio::test]
@@ -137,7 +140,10 @@ async fn mtproto_the_account_api_id_wins_over_the_service_default_and_none_at_al
     let ids: Vec<_> = server.calls().iter().map(|c| c.api_id).collect();
     assert_eq!(ids, vec![Some(API_ID), Some(111)]);
 
-    let refused = bounded(strategy().connect(&own)).await.err().expect("no api id anywhere");
+    let refused = bounded(strategy().connect(&own))
+        .await
+        .err()
+        .expect("no api id anywhere");
     assert_eq!(refused.outcome, Outcome::Account(AccountProblem::Unusable));
     assert!(refused.detail.contains("INVITE_TELEGRAM_API_ID"), "{}", refused.detail);
 }
@@ -150,9 +156,18 @@ async fn mtproto_a_rejected_key_is_a_dead_session_and_no_new_key_is_made() {
         .await
         .err()
         .expect("refused");
-    assert_eq!(refused.outcome, Outcome::Account(AccountProblem::SessionDead), "{}", refused.detail);
+    assert_eq!(
+        refused.outcome,
+        Outcome::Account(AccountProblem::SessionDead),
+        "{}",
+        refused.detail
+    );
     assert!(refused.detail.contains("404"), "{}", refused.detail);
-    assert_eq!(server.rejected_keys(), 1, "one refusal, and no key exchange attempted after it");
+    assert_eq!(
+        server.rejected_keys(),
+        1,
+        "one refusal, and no key exchange attempted after it"
+    );
     assert_eq!(server.connections(), 1, "no second connection to make a fresh key");
     assert!(server.calls().is_empty());
 }
@@ -191,7 +206,10 @@ async fn mtproto_a_username_is_resolved_once_per_account_and_its_id_becomes_know
     bounded(async {
         let mut client = strategy.connect(&credentials).await.unwrap();
         let target = by_username("@alice");
-        assert_eq!(client.resolution(&target), Resolution::Lookup(AmAction::ResolveUsername));
+        assert_eq!(
+            client.resolution(&target),
+            Resolution::Lookup(AmAction::ResolveUsername)
+        );
         let peer = client.resolve(&target).await.unwrap();
         assert_eq!((peer.user_id, peer.access_hash), (5, 55));
         client.close().await;
@@ -223,7 +241,10 @@ async fn mtproto_a_username_is_resolved_once_per_account_and_its_id_becomes_know
     let other_key = support::key(60);
     let server2 = fake(other_key, |_| Reply::Default).await;
     bounded(async {
-        let client = strategy.connect(&support::credentials(&server2, other_key)).await.unwrap();
+        let client = strategy
+            .connect(&support::credentials(&server2, other_key))
+            .await
+            .unwrap();
         let by_id = TargetRef {
             user_id: PlatformUserId::new(5),
             ..TargetRef::default()
@@ -239,16 +260,18 @@ async fn mtproto_a_phone_is_imported_as_a_contact_and_retry_contacts_is_honoured
     let key = key(7);
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&attempts);
-    let server = fake(key, move |c| match c.decode::<tl::functions::contacts::ImportContacts>() {
-        Some(r) => {
-            let tl::enums::InputContact::InputPhoneContact(contact) = &r.contacts[0];
-            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                Reply::ok(&imported(vec![], vec![contact.client_id], vec![]))
-            } else {
-                Reply::ok(&imported(vec![(9, contact.client_id)], vec![], vec![user(9, 99, None)]))
+    let server = fake(key, move |c| {
+        match c.decode::<tl::functions::contacts::ImportContacts>() {
+            Some(r) => {
+                let tl::enums::InputContact::InputPhoneContact(contact) = &r.contacts[0];
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Reply::ok(&imported(vec![], vec![contact.client_id], vec![]))
+                } else {
+                    Reply::ok(&imported(vec![(9, contact.client_id)], vec![], vec![user(9, 99, None)]))
+                }
             }
+            None => Reply::Default,
         }
-        None => Reply::Default,
     })
     .await;
     let target = TargetRef {
@@ -305,7 +328,9 @@ async fn mtproto_invites_use_invite_to_channel_for_channels_and_add_chat_user_fo
     .await;
     let to_channel = server.calls_named("channels.inviteToChannel");
     assert_eq!(to_channel.len(), 2);
-    let r = to_channel[0].decode::<tl::functions::channels::InviteToChannel>().unwrap();
+    let r = to_channel[0]
+        .decode::<tl::functions::channels::InviteToChannel>()
+        .unwrap();
     assert_eq!(
         r.channel,
         tl::enums::InputChannel::Channel(tl::types::InputChannel {
@@ -391,11 +416,31 @@ async fn mtproto_every_mapped_error_arrives_as_its_outcome() {
         (403, "USER_PRIVACY_RESTRICTED", Outcome::Target(T::PrivacyRestricted)),
         (400, "USER_ALREADY_PARTICIPANT", Outcome::AlreadyDone),
         (400, "PEER_FLOOD", Outcome::Account(AccountProblem::PeerFlood)),
-        (420, "FLOOD_WAIT_42", Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(42)))),
-        (420, "FLOOD_PREMIUM_WAIT_9", Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(9)))),
-        (401, "AUTH_KEY_UNREGISTERED", Outcome::Account(AccountProblem::SessionDead)),
-        (401, "USER_DEACTIVATED_BAN", Outcome::Account(AccountProblem::SessionDead)),
-        (406, "AUTH_KEY_DUPLICATED", Outcome::Account(AccountProblem::SessionDuplicated)),
+        (
+            420,
+            "FLOOD_WAIT_42",
+            Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(42))),
+        ),
+        (
+            420,
+            "FLOOD_PREMIUM_WAIT_9",
+            Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(9))),
+        ),
+        (
+            401,
+            "AUTH_KEY_UNREGISTERED",
+            Outcome::Account(AccountProblem::SessionDead),
+        ),
+        (
+            401,
+            "USER_DEACTIVATED_BAN",
+            Outcome::Account(AccountProblem::SessionDead),
+        ),
+        (
+            406,
+            "AUTH_KEY_DUPLICATED",
+            Outcome::Account(AccountProblem::SessionDuplicated),
+        ),
         (303, "USER_MIGRATE_4", Outcome::Account(AccountProblem::Unusable)),
         (500, "INTERNAL", Outcome::RetryLater),
     ];
@@ -407,14 +452,22 @@ async fn mtproto_every_mapped_error_arrives_as_its_outcome() {
         (400, "PEER_ID_INVALID", Outcome::Target(T::Invalid)),
         (400, "INPUT_USER_DEACTIVATED", Outcome::Target(T::Deactivated)),
         (403, "PRIVACY_PREMIUM_REQUIRED", Outcome::Target(T::PremiumRequired)),
-        (403, "ALLOW_PAYMENT_REQUIRED_250", Outcome::Target(T::PaidMessagesRequired)),
+        (
+            403,
+            "ALLOW_PAYMENT_REQUIRED_250",
+            Outcome::Target(T::PaidMessagesRequired),
+        ),
         (400, "RANDOM_ID_DUPLICATE", Outcome::AlreadyDone),
         (500, "INTERNAL", Outcome::Unknown),
     ];
     let resolve_errors: Vec<(i32, &str, Outcome)> = vec![
         (400, "USERNAME_INVALID", Outcome::Target(T::Invalid)),
         (400, "USERNAME_NOT_OCCUPIED", Outcome::Target(T::NotFound)),
-        (420, "FLOOD_WAIT_64000", Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(64000)))),
+        (
+            420,
+            "FLOOD_WAIT_64000",
+            Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(64000))),
+        ),
     ];
 
     let key = key(10);
@@ -438,7 +491,10 @@ async fn mtproto_every_mapped_error_arrives_as_its_outcome() {
         }
         for (i, (code, message, want)) in message_errors.iter().enumerate() {
             *next.lock().unwrap() = (*code, message.to_string());
-            let key = DeliveryKey { task_id: 1, target_id: i as i64 };
+            let key = DeliveryKey {
+                task_id: 1,
+                target_id: i as i64,
+            };
             let report = client.send_message(&alice(), "hello", key).await;
             assert_eq!(report.outcome, *want, "message: {code} {message}: {}", report.detail);
         }
@@ -474,12 +530,22 @@ async fn mtproto_a_flood_wait_is_neither_slept_on_nor_sent_again() {
         let started = Instant::now();
         let invite = client.invite(&supergroup(), &alice()).await;
         let message = client
-            .send_message(&alice(), "hi", DeliveryKey { task_id: 1, target_id: 1 })
+            .send_message(
+                &alice(),
+                "hi",
+                DeliveryKey {
+                    task_id: 1,
+                    target_id: 1,
+                },
+            )
             .await;
         let took = started.elapsed();
         let five = Outcome::Account(AccountProblem::FloodWait(Duration::from_secs(5)));
         assert_eq!((invite.outcome, message.outcome), (five, five));
-        assert!(took < Duration::from_secs(4), "answered at once, without sleeping 5 s: {took:?}");
+        assert!(
+            took < Duration::from_secs(4),
+            "answered at once, without sleeping 5 s: {took:?}"
+        );
         // Stay connected past the wait: nothing is sent again behind our back.
         tokio::time::sleep(Duration::from_millis(5500) - took.min(Duration::from_millis(5500))).await;
         client.close().await;
@@ -500,11 +566,20 @@ async fn mtproto_a_message_has_a_random_id_of_its_delivery_and_a_repeat_is_alrea
         None => Reply::Default,
     })
     .await;
-    let delivery = DeliveryKey { task_id: 3, target_id: 4 };
+    let delivery = DeliveryKey {
+        task_id: 3,
+        target_id: 4,
+    };
     bounded(async {
         let mut client = connect(&server, key).await;
-        assert_eq!(client.send_message(&alice(), "Hi Alice", delivery).await.outcome, Outcome::Success);
-        assert_eq!(client.send_message(&alice(), "Hi Alice", delivery).await.outcome, Outcome::AlreadyDone);
+        assert_eq!(
+            client.send_message(&alice(), "Hi Alice", delivery).await.outcome,
+            Outcome::Success
+        );
+        assert_eq!(
+            client.send_message(&alice(), "Hi Alice", delivery).await.outcome,
+            Outcome::AlreadyDone
+        );
         client.close().await;
     })
     .await;
@@ -541,7 +616,14 @@ async fn mtproto_no_answer_after_sending_is_unknown_for_a_message_and_retry_late
     bounded(async {
         let mut client = strategy.connect(&credentials(&server, key)).await.unwrap();
         let message = client
-            .send_message(&alice(), "hi", DeliveryKey { task_id: 1, target_id: 2 })
+            .send_message(
+                &alice(),
+                "hi",
+                DeliveryKey {
+                    task_id: 1,
+                    target_id: 2,
+                },
+            )
             .await;
         assert_eq!(message.outcome, Outcome::Unknown, "{}", message.detail);
         let invite = client.invite(&supergroup(), &alice()).await;
@@ -549,7 +631,11 @@ async fn mtproto_no_answer_after_sending_is_unknown_for_a_message_and_retry_late
         client.close().await;
     })
     .await;
-    assert_eq!(server.connections(), 2, "the connection that lost an answer is not used again");
+    assert_eq!(
+        server.connections(),
+        2,
+        "the connection that lost an answer is not used again"
+    );
     assert_eq!(server.calls_named("messages.sendMessage").len(), 1, "never re-sent");
 }
 
@@ -564,7 +650,10 @@ async fn mtproto_a_lost_connection_before_any_call_is_transient() {
         }
     })
     .await;
-    let refused = bounded(strategy().connect(&credentials(&server, key))).await.err().unwrap();
+    let refused = bounded(strategy().connect(&credentials(&server, key)))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(refused.outcome, Outcome::Transient, "{}", refused.detail);
 }
 
@@ -612,7 +701,10 @@ async fn mtproto_an_invite_link_is_only_looked_up_never_joined() {
     bounded(async {
         let mut client = connect(&server, key).await;
         let info = client.lookup_channel(&link).await.unwrap();
-        assert_eq!((info.id, info.kind, info.members, info.can_invite), (50, ChannelKind::Supergroup, Some(1234), true));
+        assert_eq!(
+            (info.id, info.kind, info.members, info.can_invite),
+            (50, ChannelKind::Supergroup, Some(1234), true)
+        );
         member.store(false, Ordering::SeqCst);
         let refused = client.lookup_channel(&link).await.unwrap_err();
         assert_eq!(refused.outcome, Outcome::Channel(ChannelProblem::Private));
@@ -652,7 +744,10 @@ async fn mtproto_channels_are_found_by_name_and_by_id_with_their_member_count() 
             let tl::enums::InputChannel::Channel(input) = &r.id[0] else {
                 panic!("{r:?}")
             };
-            assert_eq!(input.channel_id, 1234567890, "the -100 prefix is the Bot API's, not the raw id");
+            assert_eq!(
+                input.channel_id, 1234567890,
+                "the -100 prefix is the Bot API's, not the raw id"
+            );
             Reply::ok(&tl::enums::messages::Chats::Chats(tl::types::messages::Chats {
                 chats: vec![with_channel(channel(1234567890, 11, false, Rights::default()), |c| {
                     c.participants_count = Some(5)
@@ -682,13 +777,23 @@ async fn mtproto_channels_are_found_by_name_and_by_id_with_their_member_count() 
             .lookup_channel(&ChannelRef::parse("-1001234567890").unwrap())
             .await
             .unwrap();
-        assert_eq!((by_id.id, by_id.kind, by_id.members), (1234567890, ChannelKind::Supergroup, Some(5)));
-        let basic = client.lookup_channel(&ChannelRef::parse("-4567").unwrap()).await.unwrap();
+        assert_eq!(
+            (by_id.id, by_id.kind, by_id.members),
+            (1234567890, ChannelKind::Supergroup, Some(5))
+        );
+        let basic = client
+            .lookup_channel(&ChannelRef::parse("-4567").unwrap())
+            .await
+            .unwrap();
         assert_eq!((basic.kind, basic.members), (ChannelKind::BasicGroup, Some(12)));
         client.close().await;
     })
     .await;
-    assert_eq!(server.calls_named("channels.getFullChannel").len(), 1, "only when the count was missing");
+    assert_eq!(
+        server.calls_named("channels.getFullChannel").len(),
+        1,
+        "only when the count was missing"
+    );
 }
 
 #[tokio::test]
@@ -707,7 +812,10 @@ async fn mtproto_a_missing_channel_is_not_found_for_everyone() {
     bounded(async {
         let mut client = connect(&server, key).await;
         for link in ["@gone_channel", "t.me/+Expired1"] {
-            let r = client.lookup_channel(&ChannelRef::parse(link).unwrap()).await.unwrap_err();
+            let r = client
+                .lookup_channel(&ChannelRef::parse(link).unwrap())
+                .await
+                .unwrap_err();
             assert_eq!(r.outcome, Outcome::Channel(ChannelProblem::NotFound), "{link}");
             assert!(r.outcome.consumes_target());
         }

@@ -14,11 +14,20 @@ fn missing_invitees_with_each_flag_combination() {
     let cases = [
         (vec![], Outcome::Success),
         (vec![(7, false, false)], Outcome::Success),
-        (vec![(me, false, false)], Outcome::Target(TargetProblem::PrivacyRestricted)),
+        (
+            vec![(me, false, false)],
+            Outcome::Target(TargetProblem::PrivacyRestricted),
+        ),
         (vec![(me, true, false)], Outcome::Target(TargetProblem::PremiumRequired)),
-        (vec![(me, false, true)], Outcome::Target(TargetProblem::PrivacyRestricted)),
+        (
+            vec![(me, false, true)],
+            Outcome::Target(TargetProblem::PrivacyRestricted),
+        ),
         (vec![(me, true, true)], Outcome::Target(TargetProblem::PremiumRequired)),
-        (vec![(7, true, true), (me, false, true)], Outcome::Target(TargetProblem::PrivacyRestricted)),
+        (
+            vec![(7, true, true), (me, false, true)],
+            Outcome::Target(TargetProblem::PrivacyRestricted),
+        ),
     ];
     for (missing, want) in cases {
         let report = results::invited(&invited(missing.clone()), me);
@@ -31,7 +40,10 @@ fn missing_invitees_with_each_flag_combination() {
 #[test]
 fn a_resolved_username_is_a_person_with_a_handle_or_says_why_not() {
     let peer = results::resolved_person(&resolved_user(user(5, 55, Some("alice")))).unwrap();
-    assert_eq!((peer.user_id, peer.access_hash, peer.username.as_deref()), (5, 55, Some("alice")));
+    assert_eq!(
+        (peer.user_id, peer.access_hash, peer.username.as_deref()),
+        (5, 55, Some("alice"))
+    );
 
     let bot = with_user(user(6, 66, Some("a_bot")), |u| u.bot = true);
     assert_eq!(
@@ -88,29 +100,97 @@ fn who_may_invite_in_each_kind_of_chat() {
         admin_other: true,
         ..member
     };
-    let creator = Rights { creator: true, ..member };
+    let creator = Rights {
+        creator: true,
+        ..member
+    };
     let locked = Rights {
         members_may_not_invite: true,
         ..member
     };
     let left = Rights { left: true, ..admin };
     let cases = [
-        ("broadcast, plain member", channel(1, 11, true, member), ChannelKind::Broadcast, false),
-        ("broadcast, admin who may invite", channel(1, 11, true, admin), ChannelKind::Broadcast, true),
+        (
+            "broadcast, plain member",
+            channel(1, 11, true, member),
+            ChannelKind::Broadcast,
+            false,
+        ),
+        (
+            "broadcast, admin who may invite",
+            channel(1, 11, true, admin),
+            ChannelKind::Broadcast,
+            true,
+        ),
         (
             "broadcast, admin who may not invite",
             channel(1, 11, true, admin_without_invite),
             ChannelKind::Broadcast,
             false,
         ),
-        ("broadcast, creator", channel(1, 11, true, creator), ChannelKind::Broadcast, true),
-        ("supergroup, members may invite", channel(2, 22, false, member), ChannelKind::Supergroup, true),
-        ("supergroup, members may not", channel(2, 22, false, locked), ChannelKind::Supergroup, false),
-        ("supergroup, admin, members may not", channel(2, 22, false, Rights { admin_invite: true, ..locked }), ChannelKind::Supergroup, true),
-        ("supergroup, left", channel(2, 22, false, left), ChannelKind::Supergroup, false),
-        ("basic group, members may invite", basic_group(3, 10, member), ChannelKind::BasicGroup, true),
-        ("basic group, members may not", basic_group(3, 10, locked), ChannelKind::BasicGroup, false),
-        ("basic group, creator", basic_group(3, 10, Rights { creator: true, ..locked }), ChannelKind::BasicGroup, true),
+        (
+            "broadcast, creator",
+            channel(1, 11, true, creator),
+            ChannelKind::Broadcast,
+            true,
+        ),
+        (
+            "supergroup, members may invite",
+            channel(2, 22, false, member),
+            ChannelKind::Supergroup,
+            true,
+        ),
+        (
+            "supergroup, members may not",
+            channel(2, 22, false, locked),
+            ChannelKind::Supergroup,
+            false,
+        ),
+        (
+            "supergroup, admin, members may not",
+            channel(
+                2,
+                22,
+                false,
+                Rights {
+                    admin_invite: true,
+                    ..locked
+                },
+            ),
+            ChannelKind::Supergroup,
+            true,
+        ),
+        (
+            "supergroup, left",
+            channel(2, 22, false, left),
+            ChannelKind::Supergroup,
+            false,
+        ),
+        (
+            "basic group, members may invite",
+            basic_group(3, 10, member),
+            ChannelKind::BasicGroup,
+            true,
+        ),
+        (
+            "basic group, members may not",
+            basic_group(3, 10, locked),
+            ChannelKind::BasicGroup,
+            false,
+        ),
+        (
+            "basic group, creator",
+            basic_group(
+                3,
+                10,
+                Rights {
+                    creator: true,
+                    ..locked
+                },
+            ),
+            ChannelKind::BasicGroup,
+            true,
+        ),
     ];
     for (what, chat, kind, can_invite) in cases {
         let info = results::channel_info(&chat).unwrap();
@@ -148,7 +228,9 @@ fn chats_this_account_cannot_use() {
         access_hash: 44,
     }));
     assert_eq!(
-        results::channel_info(&tl::enums::Chat::Chat(migrated)).unwrap_err().outcome,
+        results::channel_info(&tl::enums::Chat::Chat(migrated))
+            .unwrap_err()
+            .outcome,
         Outcome::Channel(ChannelProblem::NotFound)
     );
 }

@@ -34,12 +34,28 @@ impl Connection {
     /// Connects with the stored auth key and introduces the client (`invokeWithLayer(initConnection(
     /// help.getConfig))`). Nothing of the campaign is sent yet, so every failure here is either the
     /// session's (dead, duplicated) or transient.
-    pub async fn open(address: SocketAddr, auth_key: [u8; 256], api_id: i32, timeout: Duration) -> Result<Self, Report> {
-        let connect = grammers_mtsender::connect_with_auth(transport::Full::new(), ServerAddr::Tcp { address }, auth_key);
+    pub async fn open(
+        address: SocketAddr,
+        auth_key: [u8; 256],
+        api_id: i32,
+        timeout: Duration,
+    ) -> Result<Self, Report> {
+        let connect =
+            grammers_mtsender::connect_with_auth(transport::Full::new(), ServerAddr::Tcp { address }, auth_key);
         let sender = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(sender)) => sender,
-            Ok(Err(e)) => return Err(Report::new(Outcome::Transient, format!("cannot connect to {address}: {e}"))),
-            Err(_) => return Err(Report::new(Outcome::Transient, format!("connecting to {address} timed out"))),
+            Ok(Err(e)) => {
+                return Err(Report::new(
+                    Outcome::Transient,
+                    format!("cannot connect to {address}: {e}"),
+                ))
+            }
+            Err(_) => {
+                return Err(Report::new(
+                    Outcome::Transient,
+                    format!("connecting to {address} timed out"),
+                ))
+            }
         };
         let mut conn = Self {
             sender,
@@ -68,7 +84,11 @@ impl Connection {
                 None => match e {
                     InvocationError::Rpc(rpc) => {
                         let o = errors::classify(Call::ChannelLookup, rpc.code, &rpc.name, rpc.value);
-                        let o = if matches!(o, Outcome::Account(_)) { o } else { Outcome::Transient };
+                        let o = if matches!(o, Outcome::Account(_)) {
+                            o
+                        } else {
+                            Outcome::Transient
+                        };
                         Report::new(o, format!("initConnection: rpc {} {}", rpc.code, rpc.name))
                     }
                     other => Report::new(Outcome::Transient, format!("initConnection failed: {other}")),

@@ -34,11 +34,14 @@ pub fn classify(call: Call, code: i32, name: &str, value: Option<u32>) -> Outcom
         return maybe_done(call);
     }
     let target_is_channel = call == Call::ChannelLookup;
-    let outcome = match name {
+    match name {
         "PEER_FLOOD" => Outcome::Account(A::PeerFlood),
         "USER_ALREADY_PARTICIPANT" | "RANDOM_ID_DUPLICATE" => Outcome::AlreadyDone,
 
-        "USERNAME_INVALID" | "USERNAME_NOT_OCCUPIED" | "INVITE_HASH_EXPIRED" | "INVITE_HASH_INVALID"
+        "USERNAME_INVALID"
+        | "USERNAME_NOT_OCCUPIED"
+        | "INVITE_HASH_EXPIRED"
+        | "INVITE_HASH_INVALID"
         | "INVITE_HASH_EMPTY"
             if target_is_channel =>
         {
@@ -68,8 +71,7 @@ pub fn classify(call: Call, code: i32, name: &str, value: Option<u32>) -> Outcom
         "CHANNEL_INVALID" | "CHAT_INVALID" | "CHAT_ID_INVALID" | "CHANNEL_ID_INVALID" => Outcome::Channel(C::NotFound),
         "USERS_TOO_MUCH" => Outcome::Channel(C::Full),
         _ => Outcome::Target(T::Refused),
-    };
-    outcome
+    }
 }
 
 /// Errors about the account itself, whatever the call: they never consume the target.
@@ -87,8 +89,13 @@ fn account_state(code: i32, name: &str, value: Option<u32>) -> Option<Outcome> {
         (401, _) => Outcome::Account(A::SessionDead),
         (
             _,
-            "AUTH_KEY_UNREGISTERED" | "AUTH_KEY_INVALID" | "AUTH_KEY_PERM_EMPTY" | "SESSION_REVOKED"
-            | "SESSION_EXPIRED" | "USER_DEACTIVATED" | "USER_DEACTIVATED_BAN",
+            "AUTH_KEY_UNREGISTERED"
+            | "AUTH_KEY_INVALID"
+            | "AUTH_KEY_PERM_EMPTY"
+            | "SESSION_REVOKED"
+            | "SESSION_EXPIRED"
+            | "USER_DEACTIVATED"
+            | "USER_DEACTIVATED_BAN",
         ) => Outcome::Account(A::SessionDead),
         (_, "AUTH_KEY_DUPLICATED") => Outcome::Account(A::SessionDuplicated),
         // The session belongs to another data centre than the one stored with it.
@@ -194,7 +201,12 @@ mod tests {
             classify(Call::ResolveUsername, 400, "USERNAME_NOT_OCCUPIED", None),
             t(TargetProblem::NotFound)
         );
-        for name in ["USERNAME_INVALID", "USERNAME_NOT_OCCUPIED", "INVITE_HASH_EXPIRED", "INVITE_HASH_INVALID"] {
+        for name in [
+            "USERNAME_INVALID",
+            "USERNAME_NOT_OCCUPIED",
+            "INVITE_HASH_EXPIRED",
+            "INVITE_HASH_INVALID",
+        ] {
             assert_eq!(
                 classify(Call::ChannelLookup, 400, name, None),
                 c(ChannelProblem::NotFound),
@@ -219,8 +231,17 @@ mod tests {
                 classify(call, 420, "FLOOD_PREMIUM_WAIT", Some(7)),
                 Outcome::Account(A::FloodWait(Duration::from_secs(7)))
             );
-            for name in ["AUTH_KEY_UNREGISTERED", "SESSION_REVOKED", "USER_DEACTIVATED", "USER_DEACTIVATED_BAN"] {
-                assert_eq!(classify(call, 401, name, None), Outcome::Account(A::SessionDead), "{name}");
+            for name in [
+                "AUTH_KEY_UNREGISTERED",
+                "SESSION_REVOKED",
+                "USER_DEACTIVATED",
+                "USER_DEACTIVATED_BAN",
+            ] {
+                assert_eq!(
+                    classify(call, 401, name, None),
+                    Outcome::Account(A::SessionDead),
+                    "{name}"
+                );
             }
             assert_eq!(
                 classify(call, 406, "AUTH_KEY_DUPLICATED", None),
@@ -247,7 +268,10 @@ mod tests {
         assert_eq!(classify(Call::Message, 500, "INTERNAL", None), Outcome::Unknown);
         assert_eq!(classify(Call::Message, -503, "Timeout", None), Outcome::Unknown);
         assert_eq!(classify(Call::Invite, 500, "INTERNAL", None), Outcome::RetryLater);
-        assert_eq!(classify(Call::ImportContact, 500, "INTERNAL", None), Outcome::RetryLater);
+        assert_eq!(
+            classify(Call::ImportContact, 500, "INTERNAL", None),
+            Outcome::RetryLater
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@ use grammers_tl_types as tl;
 
 use self::{connection::Connection, errors::Call, peers::PeerCache};
 use crate::strategy::{
-    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report,
-    Resolution, TargetRef,
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report, Resolution,
+    TargetRef,
 };
 
 /// How many earlier messages a person added to a basic group sees (what the official apps use).
@@ -126,7 +126,13 @@ impl TelegramClient {
         let account_id = self.account_id.clone();
         let result = self.conn().await?.invoke(call, request).await;
         if let Err(r) = &result {
-            tracing::info!(account_id, ?call, outcome = r.outcome.as_str(), detail = r.detail, "Telegram: call refused");
+            tracing::info!(
+                account_id,
+                ?call,
+                outcome = r.outcome.as_str(),
+                detail = r.detail,
+                "Telegram: call refused"
+            );
         }
         result
     }
@@ -150,13 +156,15 @@ impl TelegramClient {
         // `client_id`s must be unique within one call; there is one contact per call.
         let client_id = 1;
         let request = tl::functions::contacts::ImportContacts {
-            contacts: vec![tl::enums::InputContact::InputPhoneContact(tl::types::InputPhoneContact {
-                client_id,
-                phone: phone.to_owned(),
-                first_name: target.first_name.clone().unwrap_or_default(),
-                last_name: target.last_name.clone().unwrap_or_default(),
-                note: None,
-            })],
+            contacts: vec![tl::enums::InputContact::InputPhoneContact(
+                tl::types::InputPhoneContact {
+                    client_id,
+                    phone: phone.to_owned(),
+                    first_name: target.first_name.clone().unwrap_or_default(),
+                    last_name: target.last_name.clone().unwrap_or_default(),
+                    note: None,
+                },
+            )],
         };
         let answer = self.invoke(Call::ImportContact, &request).await?;
         let tl::enums::contacts::ImportedContacts::Contacts(r) = &answer;

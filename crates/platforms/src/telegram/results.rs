@@ -13,7 +13,10 @@ pub fn peer_of(user: &tl::enums::User) -> Result<Peer, Report> {
         return Err(Report::new(Outcome::Target(TargetProblem::NotFound), "userEmpty"));
     };
     if u.deleted {
-        return Err(Report::new(Outcome::Target(TargetProblem::Deactivated), "deleted account"));
+        return Err(Report::new(
+            Outcome::Target(TargetProblem::Deactivated),
+            "deleted account",
+        ));
     }
     if u.bot {
         return Err(Report::new(Outcome::Target(TargetProblem::Bot), "a bot, not a person"));
@@ -40,9 +43,11 @@ pub fn resolved_person(resolved: &tl::enums::contacts::ResolvedPeer) -> Result<P
             "the username belongs to a group or channel, not a person",
         ));
     };
-    let user = r.users.iter().find(|u| user_id_of(u) == user_id).ok_or_else(|| {
-        Report::new(Outcome::RetryLater, "resolveUsername named a user it did not include")
-    })?;
+    let user = r
+        .users
+        .iter()
+        .find(|u| user_id_of(u) == user_id)
+        .ok_or_else(|| Report::new(Outcome::RetryLater, "resolveUsername named a user it did not include"))?;
     peer_of(user)
 }
 
@@ -114,8 +119,8 @@ pub fn channel_info(chat: &tl::enums::Chat) -> Result<ChannelInfo, Report> {
                     "only a min channel object: this account has no access to it",
                 ));
             };
-            let admin_may = c.creator
-                || matches!(&c.admin_rights, Some(tl::enums::ChatAdminRights::Rights(r)) if r.invite_users);
+            let admin_may =
+                c.creator || matches!(&c.admin_rights, Some(tl::enums::ChatAdminRights::Rights(r)) if r.invite_users);
             let members_may = kind == ChannelKind::Supergroup
                 && !banned_from_inviting(&c.default_banned_rights)
                 && !banned_from_inviting(&c.banned_rights);
@@ -136,8 +141,8 @@ pub fn channel_info(chat: &tl::enums::Chat) -> Result<ChannelInfo, Report> {
                     "the basic group was upgraded to a supergroup or deactivated: use the supergroup's link",
                 ));
             }
-            let admin_may = c.creator
-                || matches!(&c.admin_rights, Some(tl::enums::ChatAdminRights::Rights(r)) if r.invite_users);
+            let admin_may =
+                c.creator || matches!(&c.admin_rights, Some(tl::enums::ChatAdminRights::Rights(r)) if r.invite_users);
             let members_may = !banned_from_inviting(&c.default_banned_rights);
             Ok(ChannelInfo {
                 id: c.id,

@@ -62,7 +62,9 @@ pub fn user(id: i64, access_hash: i64, username: Option<&str>) -> tl::enums::Use
 }
 
 pub fn with_user(u: tl::enums::User, f: impl FnOnce(&mut tl::types::User)) -> tl::enums::User {
-    let tl::enums::User::User(mut u) = u else { unreachable!() };
+    let tl::enums::User::User(mut u) = u else {
+        unreachable!()
+    };
     f(&mut u);
     tl::enums::User::User(u)
 }
@@ -136,7 +138,9 @@ pub fn channel(id: i64, access_hash: i64, broadcast: bool, rights: Rights) -> tl
 }
 
 pub fn with_channel(c: tl::enums::Chat, f: impl FnOnce(&mut tl::types::Channel)) -> tl::enums::Chat {
-    let tl::enums::Chat::Channel(mut c) = c else { unreachable!() };
+    let tl::enums::Chat::Channel(mut c) = c else {
+        unreachable!()
+    };
     f(&mut c);
     tl::enums::Chat::Channel(c)
 }
@@ -162,7 +166,7 @@ pub fn basic_group(id: i64, members: i32, rights: Rights) -> tl::enums::Chat {
 }
 
 fn admin_rights(r: Rights) -> Option<tl::enums::ChatAdminRights> {
-    (r.admin_invite || r.admin_other).then(|| {
+    (r.admin_invite || r.admin_other).then_some({
         tl::enums::ChatAdminRights::Rights(tl::types::ChatAdminRights {
             change_info: false,
             post_messages: r.admin_other,
@@ -309,7 +313,7 @@ pub fn channel_full(id: i64, members: i32) -> tl::types::ChannelFull {
         stargifts_available: false,
         paid_messages_available: false,
         has_welcome_messages: false,
-        id: id,
+        id,
         about: String::new(),
         participants_count: Some(members),
         admins_count: None,
@@ -320,7 +324,19 @@ pub fn channel_full(id: i64, members: i32) -> tl::types::ChannelFull {
         read_outbox_max_id: 0,
         unread_count: 0,
         chat_photo: tl::enums::Photo::Empty(tl::types::PhotoEmpty { id: 0 }),
-        notify_settings: tl::enums::PeerNotifySettings::Settings(tl::types::PeerNotifySettings { show_previews: None, silent: None, mute_until: None, ios_sound: None, android_sound: None, other_sound: None, stories_muted: None, stories_hide_sender: None, stories_ios_sound: None, stories_android_sound: None, stories_other_sound: None }),
+        notify_settings: tl::enums::PeerNotifySettings::Settings(tl::types::PeerNotifySettings {
+            show_previews: None,
+            silent: None,
+            mute_until: None,
+            ios_sound: None,
+            android_sound: None,
+            other_sound: None,
+            stories_muted: None,
+            stories_hide_sender: None,
+            stories_ios_sound: None,
+            stories_android_sound: None,
+            stories_other_sound: None,
+        }),
         exported_invite: None,
         bot_info: vec![],
         migrated_from_chat_id: None,
