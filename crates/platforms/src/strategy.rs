@@ -53,6 +53,7 @@ pub trait AccountClient: Send {
 }
 
 /// What the adapter needs to act as an account. `secret` is the session (decrypted only for the call).
+#[derive(Clone)]
 pub struct AccountCredentials {
     pub account_id: String,
     pub secret: String,

@@ -739,7 +739,7 @@ async fn mtproto_channels_are_found_by_name_and_by_id_with_their_member_count() 
                     access_hash: 6060
                 })
             );
-            Reply::ok(&full_channel(60, 199))
+            Reply::ok(&full_channel(channel_full(60, 199)))
         } else if let Some(r) = c.decode::<tl::functions::channels::GetChannels>() {
             let tl::enums::InputChannel::Channel(input) = &r.id[0] else {
                 panic!("{r:?}")
@@ -748,16 +748,12 @@ async fn mtproto_channels_are_found_by_name_and_by_id_with_their_member_count() 
                 input.channel_id, 1234567890,
                 "the -100 prefix is the Bot API's, not the raw id"
             );
-            Reply::ok(&tl::enums::messages::Chats::Chats(tl::types::messages::Chats {
-                chats: vec![with_channel(channel(1234567890, 11, false, Rights::default()), |c| {
-                    c.participants_count = Some(5)
-                })],
-            }))
+            Reply::ok(&chats(vec![with_channel(channel(1234567890, 11, false, Rights::default()), |c| {
+                c.participants_count = Some(5)
+            })]))
         } else if let Some(r) = c.decode::<tl::functions::messages::GetChats>() {
             assert_eq!(r.id, vec![4567]);
-            Reply::ok(&tl::enums::messages::Chats::Chats(tl::types::messages::Chats {
-                chats: vec![basic_group(4567, 12, Rights::default())],
-            }))
+            Reply::ok(&chats(vec![basic_group(4567, 12, Rights::default())]))
         } else {
             Reply::Default
         }
@@ -822,12 +818,4 @@ async fn mtproto_a_missing_channel_is_not_found_for_everyone() {
         client.close().await;
     })
     .await;
-}
-
-fn full_channel(id: i64, members: i32) -> tl::enums::messages::ChatFull {
-    tl::enums::messages::ChatFull::Full(tl::types::messages::ChatFull {
-        full_chat: tl::enums::ChatFull::ChannelFull(channel_full(id, members)),
-        chats: vec![],
-        users: vec![],
-    })
 }

@@ -5,22 +5,28 @@ mod connection;
 pub mod errors;
 mod peers;
 pub mod results;
+pub mod wire;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use account_manager::{session::TelegramSession, Policy};
+use account_manager::Policy;
 use async_trait::async_trait;
 use domain::{
     channel::ChannelRef,
-    outcome::{AccountProblem, AmAction, Outcome},
+    outcome::{AmAction, Outcome},
     task::Platform,
 };
-use grammers_tl_types as tl;
+use grammers_tl_types::{self as tl, Deserializable};
 
-use self::{connection::Connection, errors::Call, peers::PeerCache};
+use self::{
+    connection::MtprotoDialer,
+    errors::Call,
+    peers::PeerCache,
+    wire::{Dialer, Wire, WireError},
+};
 use crate::strategy::{
-    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report, Resolution,
-    TargetRef,
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report,
+    Resolution, TargetRef,
 };
 
 /// How many earlier messages a person added to a basic group sees (what the official apps use).
@@ -46,15 +52,26 @@ impl Default for TelegramConfig {
     }
 }
 
+/// The Telegram adapter over a carrier: real Telegram ([`TelegramStrategy::new`]) or any other
+/// [`Dialer`], such as the sandbox world.
 pub struct TelegramStrategy {
-    config: TelegramConfig,
+    dialer: Arc<dyn Dialer>,
     peers: Arc<PeerCache>,
 }
 
 impl TelegramStrategy {
+    /// Telegram itself, over MTProto.
     pub fn new(config: TelegramConfig) -> Self {
+        Self::over(Arc::new(MtprotoDialer {
+            api_id: config.api_id,
+            timeout: config.call_timeout,
+        }))
+    }
+
+    /// The same adapter over another carrier.
+    pub fn over(dialer: Arc<dyn Dialer>) -> Self {
         Self {
-            config,
+            dialer,
             peers: Arc::default(),
         }
     }
@@ -71,63 +88,55 @@ impl InviteStrategy for TelegramStrategy {
     }
 
     async fn connect(&self, account: &AccountCredentials) -> Result<Box<dyn AccountClient>, Report> {
-        let session = TelegramSession::parse(&account.secret).map_err(|e| {
-            Report::new(
-                Outcome::Account(AccountProblem::Unusable),
-                format!("the stored session cannot be read: {e}"),
-            )
-        })?;
-        let api_id = account.api_id.or(self.config.api_id).ok_or_else(|| {
-            Report::new(
-                Outcome::Account(AccountProblem::Unusable),
-                "no Telegram API id: register the account with api_id or set INVITE_TELEGRAM_API_ID",
-            )
-        })?;
-        let address = SocketAddr::new(session.server_address, session.port);
-        let conn = Connection::open(address, *session.auth_key.as_bytes(), api_id, self.config.call_timeout).await?;
-        tracing::debug!(account_id = %account.account_id, dc = session.dc_id, %address, "Telegram: connected");
+        let wire = self.dialer.dial(account).await?;
         Ok(Box::new(TelegramClient {
-            account_id: account.account_id.clone(),
-            address,
-            auth_key: *session.auth_key.as_bytes(),
-            api_id,
-            timeout: self.config.call_timeout,
-            conn: Some(conn),
+            account: account.clone(),
+            dialer: Arc::clone(&self.dialer),
+            wire: Some(wire),
             peers: Arc::clone(&self.peers),
         }))
     }
 }
 
 struct TelegramClient {
-    account_id: String,
-    address: SocketAddr,
-    auth_key: [u8; 256],
-    api_id: i32,
-    timeout: Duration,
-    conn: Option<Connection>,
+    account: AccountCredentials,
+    dialer: Arc<dyn Dialer>,
+    wire: Option<Box<dyn Wire>>,
     peers: Arc<PeerCache>,
 }
 
 impl TelegramClient {
-    /// The live connection; one that broke is replaced (the lease still makes it the only one).
-    async fn conn(&mut self) -> Result<&mut Connection, Report> {
-        if self.conn.as_ref().is_some_and(Connection::is_broken) {
-            if let Some(old) = self.conn.take() {
+    /// The live carrier; one that lost a request is replaced (the lease still makes it the only one).
+    async fn wire(&mut self) -> Result<&mut Box<dyn Wire>, Report> {
+        if self.wire.as_ref().is_some_and(|w| w.is_broken()) {
+            if let Some(old) = self.wire.take() {
                 old.close().await;
             }
         }
-        if self.conn.is_none() {
-            self.conn = Some(Connection::open(self.address, self.auth_key, self.api_id, self.timeout).await?);
+        if self.wire.is_none() {
+            self.wire = Some(self.dialer.dial(&self.account).await?);
         }
-        Ok(self.conn.as_mut().expect("just opened"))
+        Ok(self.wire.as_mut().expect("just dialled"))
     }
 
-    async fn invoke<R: tl::RemoteCall>(&mut self, call: Call, request: &R) -> Result<R::Return, Report> {
-        let account_id = self.account_id.clone();
-        let result = self.conn().await?.invoke(call, request).await;
+    /// One request, its answer or error read for this kind of call: an RPC error by
+    /// [`errors::classify`], a lost or unreadable answer as "maybe done" ([`errors::maybe_done`]).
+    async fn invoke<R: tl::RemoteCall + Sync>(&mut self, call: Call, request: &R) -> Result<R::Return, Report> {
+        let body = request.to_bytes();
+        let result = match self.wire().await?.call(body).await {
+            Ok(bytes) => R::Return::from_bytes(&bytes)
+                .map_err(|e| Report::new(errors::maybe_done(call), format!("unreadable answer: {e}"))),
+            Err(WireError::Rpc { code, name, value }) => {
+                let outcome = errors::classify(call, code, &name, value);
+                let value = value.map(|v| format!(" ({v})")).unwrap_or_default();
+                Err(Report::new(outcome, format!("rpc {code} {name}{value}")))
+            }
+            Err(WireError::Refused(report)) => Err(report),
+            Err(WireError::Lost(detail)) => Err(Report::new(errors::maybe_done(call), detail)),
+        };
         if let Err(r) = &result {
             tracing::info!(
-                account_id,
+                account_id = %self.account.account_id,
                 ?call,
                 outcome = r.outcome.as_str(),
                 detail = r.detail,
@@ -138,7 +147,7 @@ impl TelegramClient {
     }
 
     fn remember(&self, users: &[tl::enums::User]) {
-        self.peers.remember(&self.account_id, results::users_in(users));
+        self.peers.remember(&self.account.account_id, results::users_in(users));
     }
 
     async fn resolve_username(&mut self, username: &str) -> Result<Peer, Report> {
@@ -241,12 +250,12 @@ impl AccountClient for TelegramClient {
     fn resolution(&self, target: &TargetRef) -> Resolution {
         let known = target
             .user_id
-            .and_then(|id| self.peers.by_id(&self.account_id, id.get()))
+            .and_then(|id| self.peers.by_id(&self.account.account_id, id.get()))
             .or_else(|| {
                 target
                     .username
                     .as_ref()
-                    .and_then(|u| self.peers.by_username(&self.account_id, u.as_str()))
+                    .and_then(|u| self.peers.by_username(&self.account.account_id, u.as_str()))
             });
         match known {
             Some(peer) => Resolution::Known(peer),
@@ -347,8 +356,8 @@ impl AccountClient for TelegramClient {
     }
 
     async fn close(mut self: Box<Self>) {
-        if let Some(conn) = self.conn.take() {
-            conn.close().await;
+        if let Some(wire) = self.wire.take() {
+            wire.close().await;
         }
     }
 }

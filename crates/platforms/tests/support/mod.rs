@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod sandbox;
 pub mod tl;
 
 use std::{net::IpAddr, time::Duration};
