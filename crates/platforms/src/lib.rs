@@ -7,6 +7,6 @@ pub mod strategy;
 pub mod telegram;
 
 pub use strategy::{
-    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report,
-    Resolution, TargetRef,
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report, Resolution,
+    TargetRef,
 };

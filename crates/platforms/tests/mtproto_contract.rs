@@ -748,9 +748,10 @@ async fn mtproto_channels_are_found_by_name_and_by_id_with_their_member_count() 
                 input.channel_id, 1234567890,
                 "the -100 prefix is the Bot API's, not the raw id"
             );
-            Reply::ok(&chats(vec![with_channel(channel(1234567890, 11, false, Rights::default()), |c| {
-                c.participants_count = Some(5)
-            })]))
+            Reply::ok(&chats(vec![with_channel(
+                channel(1234567890, 11, false, Rights::default()),
+                |c| c.participants_count = Some(5),
+            )]))
         } else if let Some(r) = c.decode::<tl::functions::messages::GetChats>() {
             assert_eq!(r.id, vec![4567]);
             Reply::ok(&chats(vec![basic_group(4567, 12, Rights::default())]))

@@ -43,8 +43,14 @@ async fn sandbox_usernames_resolve_to_people_or_chats_as_named() {
     let mut c = s.client("acc-1").await;
     let someone = person_where(s.world.people(), |p| p.being == Being::Person);
     let peer = c.resolve(&named(&someone)).await.unwrap();
-    assert_eq!(Some(peer.user_id), s.world.people().by_username(&someone).map(|p| p.user_id));
-    assert!(matches!(c.resolution(&named(&someone)), Resolution::Known(_)), "cached per account");
+    assert_eq!(
+        Some(peer.user_id),
+        s.world.people().by_username(&someone).map(|p| p.user_id)
+    );
+    assert!(
+        matches!(c.resolution(&named(&someone)), Resolution::Known(_)),
+        "cached per account"
+    );
 
     let nobody = (0..10_000)
         .map(|i| format!("nobody{i}"))
@@ -55,20 +61,31 @@ async fn sandbox_usernames_resolve_to_people_or_chats_as_named() {
         Outcome::Target(TargetProblem::NotFound)
     );
     let bot = person_where(s.world.people(), |p| p.being == Being::Bot);
-    assert_eq!(c.resolve(&named(&bot)).await.unwrap_err().outcome, Outcome::Target(TargetProblem::Bot));
+    assert_eq!(
+        c.resolve(&named(&bot)).await.unwrap_err().outcome,
+        Outcome::Target(TargetProblem::Bot)
+    );
     let gone = person_where(s.world.people(), |p| p.being == Being::Deactivated);
     assert_eq!(
         c.resolve(&named(&gone)).await.unwrap_err().outcome,
         Outcome::Target(TargetProblem::Deactivated)
     );
     let a_group = c.resolve(&named("launch_group")).await.unwrap_err();
-    assert_eq!(a_group.outcome, Outcome::Target(TargetProblem::Invalid), "a chat is not a person");
+    assert_eq!(
+        a_group.outcome,
+        Outcome::Target(TargetProblem::Invalid),
+        "a chat is not a person"
+    );
 
     let channel = s.channel(&mut c, "t.me/news_channel").await;
     assert_eq!((channel.kind, channel.can_invite), (ChannelKind::Broadcast, true));
     let group = s.channel(&mut c, "@launch_group").await;
     assert_eq!((group.kind, group.can_invite), (ChannelKind::Supergroup, true));
-    assert_eq!(s.channel(&mut c, "@launch_group").await.id, group.id, "made once, found again");
+    assert_eq!(
+        s.channel(&mut c, "@launch_group").await.id,
+        group.id,
+        "made once, found again"
+    );
     let readonly = s.channel(&mut c, "@readonly_group").await;
     assert!(!readonly.can_invite);
     let missing = c
@@ -102,14 +119,25 @@ async fn sandbox_an_invite_makes_a_member_once_and_a_repeat_is_already_participa
         Outcome::Target(TargetProblem::Invalid)
     );
 
-    assert_eq!(s.db.store.world_members(group_a.id).await.unwrap(), vec![peer_a.user_id]);
+    assert_eq!(
+        s.db.store.world_members(group_a.id).await.unwrap(),
+        vec![peer_a.user_id]
+    );
     let (calls, deliveries) = s.db.store.world_record().await.unwrap();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].account_id, "acc-1");
-    let invites: Vec<_> = calls.iter().filter(|c| c.method == "channels.inviteToChannel").collect();
+    let invites: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "channels.inviteToChannel")
+        .collect();
     assert_eq!(
         invites.iter().map(|c| c.answer.as_str()).collect::<Vec<_>>(),
-        vec!["ok", "400 USER_ALREADY_PARTICIPANT", "400 USER_ALREADY_PARTICIPANT", "400 USER_ID_INVALID"]
+        vec![
+            "ok",
+            "400 USER_ALREADY_PARTICIPANT",
+            "400 USER_ALREADY_PARTICIPANT",
+            "400 USER_ID_INVALID"
+        ]
     );
 }
 
@@ -140,8 +168,14 @@ async fn sandbox_people_who_refuse_answer_with_the_facts_sheet() {
             },
             Outcome::Target(TargetProblem::PrivacyRestricted),
         ),
-        (OnInvite::TooManyChannels, Outcome::Target(TargetProblem::TooManyChannels)),
-        (OnInvite::LeftThemselves, Outcome::Target(TargetProblem::NotMutualContact)),
+        (
+            OnInvite::TooManyChannels,
+            Outcome::Target(TargetProblem::TooManyChannels),
+        ),
+        (
+            OnInvite::LeftThemselves,
+            Outcome::Target(TargetProblem::NotMutualContact),
+        ),
     ];
     for (trait_, want) in cases {
         let name = person_where(s.world.people(), |p| p.being == Being::Person && p.on_invite == trait_);
@@ -149,7 +183,10 @@ async fn sandbox_people_who_refuse_answer_with_the_facts_sheet() {
         let report = c.invite(&group, &peer).await;
         assert_eq!(report.outcome, want, "{trait_:?}: {}", report.detail);
     }
-    assert!(s.db.store.world_members(group.id).await.unwrap().is_empty(), "nobody was added");
+    assert!(
+        s.db.store.world_members(group.id).await.unwrap().is_empty(),
+        "nobody was added"
+    );
 
     let readonly = s.channel(&mut c, "@readonly_group").await;
     let willing = person_where(s.world.people(), |p| {
@@ -178,29 +215,27 @@ async fn sandbox_a_broadcast_channel_takes_added_members_only_up_to_200_and_a_su
                 .by_username(n)
                 .is_some_and(|p| p.being == Being::Person && p.on_invite == OnInvite::Accepts)
         })
-        .take(201 - start as usize)
+        .take(400)
         .collect();
     let mut added = 0;
     let mut full = None;
     for (i, name) in willing.iter().enumerate() {
         let peer = c.resolve(&named(name)).await.unwrap();
-        match c.invite(&channel, &peer).await.outcome {
-            Outcome::Success => added += 1,
-            other => {
-                full = Some((i, other));
-                break;
+        if full.is_none() {
+            match c.invite(&channel, &peer).await.outcome {
+                Outcome::Success => added += 1,
+                other => full = Some((i, other)),
             }
         }
-        assert_eq!(c.invite(&group, &peer).await.outcome, Outcome::Success);
+        assert_eq!(c.invite(&group, &peer).await.outcome, Outcome::Success, "supergroups have no such rule");
+        if full.is_some() && s.channel(&mut c, "@big_group").await.members.unwrap() > 250 {
+            break;
+        }
     }
     assert_eq!(added, 200 - start, "the channel filled at 200 subscribers");
     assert_eq!(full.map(|f| f.1), Some(Outcome::Channel(ChannelProblem::Full)));
-    let last = willing.last().unwrap();
-    let peer = c.resolve(&named(last)).await.unwrap();
-    assert_eq!(c.invite(&group, &peer).await.outcome, Outcome::Success, "supergroups go on");
     let group_now = s.channel(&mut c, "@big_group").await;
-    assert_eq!(group_now.members.unwrap(), group.members.unwrap() + added + 1);
-    assert!(group_now.members.unwrap() > 200 || group.members.unwrap() + added + 1 <= 200);
+    assert!(group_now.members.unwrap() > 250, "{:?}", group_now.members);
 }
 
 #[tokio::test]
@@ -211,7 +246,10 @@ async fn sandbox_messages_are_delivered_once_per_sender_and_privacy_is_honoured(
     let open = person_where(s.world.people(), |p| {
         p.being == Being::Person && p.on_message == OnMessage::Accepts
     });
-    let key = DeliveryKey { task_id: 1, target_id: 1 };
+    let key = DeliveryKey {
+        task_id: 1,
+        target_id: 1,
+    };
     let peer = a.resolve(&named(&open)).await.unwrap();
     assert_eq!(a.send_message(&peer, "Hello", key).await.outcome, Outcome::Success);
     assert_eq!(a.send_message(&peer, "Hello", key).await.outcome, Outcome::AlreadyDone);
@@ -223,13 +261,19 @@ async fn sandbox_messages_are_delivered_once_per_sender_and_privacy_is_honoured(
     let (calls, deliveries) = s.db.store.world_record().await.unwrap();
     let report = audit(&calls, &deliveries, &Policy::default());
     assert_eq!(report.messages_delivered, 2);
-    assert!(report.duplicate_list.iter().any(|d| d.rule == "message delivered twice"));
+    assert!(report
+        .duplicate_list
+        .iter()
+        .any(|d| d.rule == "message delivered twice"));
 
     let premium = person_where(s.world.people(), |p| {
         p.being == Being::Person && p.on_message == OnMessage::NeedsPremium
     });
     let peer = a.resolve(&named(&premium)).await.unwrap();
-    let key = DeliveryKey { task_id: 1, target_id: 2 };
+    let key = DeliveryKey {
+        task_id: 1,
+        target_id: 2,
+    };
     assert_eq!(
         a.send_message(&peer, "Hi", key).await.outcome,
         Outcome::Target(TargetProblem::PremiumRequired)
@@ -238,7 +282,10 @@ async fn sandbox_messages_are_delivered_once_per_sender_and_privacy_is_honoured(
         p.being == Being::Person && matches!(p.on_message, OnMessage::Paid(_))
     });
     let peer = a.resolve(&named(&paid)).await.unwrap();
-    let key = DeliveryKey { task_id: 1, target_id: 3 };
+    let key = DeliveryKey {
+        task_id: 1,
+        target_id: 3,
+    };
     let report = a.send_message(&peer, "Hi", key).await;
     assert_eq!(report.outcome, Outcome::Target(TargetProblem::PaidMessagesRequired));
     assert!(report.detail.contains("ALLOW_PAYMENT_REQUIRED"), "{}", report.detail);
@@ -300,22 +347,27 @@ async fn sandbox_invite_links_and_ids_are_looked_up_never_joined() {
         p.being == Being::Person && p.on_invite == OnInvite::Accepts
     });
     let peer = c.resolve(&named(&willing)).await.unwrap();
-    assert_eq!(c.invite(&basic, &peer).await.outcome, Outcome::Success, "messages.addChatUser");
+    assert_eq!(
+        c.invite(&basic, &peer).await.outcome,
+        Outcome::Success,
+        "messages.addChatUser"
+    );
     let (calls, _) = s.db.store.world_record().await.unwrap();
-    assert!(calls.iter().any(|c| c.method == "messages.addChatUser" && c.answer == "ok"));
-    assert!(!calls.iter().any(|c| c.method.contains("import") && c.method.contains("Invite")));
+    assert!(calls
+        .iter()
+        .any(|c| c.method == "messages.addChatUser" && c.answer == "ok"));
+    assert!(!calls
+        .iter()
+        .any(|c| c.method.contains("import") && c.method.contains("Invite")));
 }
 
 #[tokio::test]
 async fn sandbox_a_burst_of_one_method_draws_a_flood_wait_until_the_window_has_passed() {
     let mut config = calm();
-    config.limits.bursts.insert(
-        "contacts.resolveUsername".into(),
-        Burst {
-            calls: 3,
-            seconds: 600,
-        },
-    );
+    config
+        .limits
+        .bursts
+        .insert("contacts.resolveUsername".into(), Burst { calls: 3, seconds: 600 });
     let s = sandbox(Backend::Sqlite, config).await;
     let mut c = s.client("acc-1").await;
     for i in 0..3 {
@@ -363,7 +415,13 @@ async fn sandbox_too_many_strangers_in_a_day_draw_peer_flood_which_lasts() {
     let peer_flood = Outcome::Account(AccountProblem::PeerFlood);
     assert_eq!(
         outcomes,
-        vec![Outcome::Success, Outcome::Success, Outcome::Success, peer_flood, peer_flood]
+        vec![
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Success,
+            peer_flood,
+            peer_flood
+        ]
     );
     // Still restricted the next morning, free after the 24 hours.
     s.clock.advance(Duration::hours(20));

@@ -8,6 +8,7 @@ mod import;
 mod model;
 mod postgres;
 mod sqlite;
+pub mod world;
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,6 +30,9 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use world::{
+    WorldCall, WorldCallRequest, WorldChannel, WorldChannelRef, WorldDecision, WorldDelivery, WorldEffect, WorldView,
+};
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -201,6 +205,26 @@ pub trait Store: Send + Sync + 'static {
     async fn am_channel_states(&self, account_id: &str) -> Result<Vec<ChannelState>>;
 
     async fn am_pause_until(&self, account_id: &str, action: &str) -> Result<Option<DateTime<Utc>>>;
+
+    // The sandbox world (see [`world`]).
+
+    /// One call to the world: under the acting account's lock (and the channel's, when it names one),
+    /// reads the [`WorldView`], asks `decide`, and writes the call, its effect and any delivery in one
+    /// transaction. Returns the recorded call and the channel as it is after the effect.
+    async fn world_call(
+        &self,
+        req: &WorldCallRequest,
+        decide: &(dyn for<'v> Fn(&'v WorldView) -> WorldDecision + Send + Sync),
+    ) -> Result<(WorldCall, Option<WorldChannel>)>;
+
+    /// The channel with this id, if the world has made it.
+    async fn world_channel(&self, id: i64) -> Result<Option<WorldChannel>>;
+
+    /// The members of a channel, in the order they were added.
+    async fn world_members(&self, channel_id: i64) -> Result<Vec<i64>>;
+
+    /// The whole record, oldest first (for audits).
+    async fn world_record(&self) -> Result<(Vec<WorldCall>, Vec<WorldDelivery>)>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -132,7 +132,13 @@ fn violations(calls: &[WorldCall], policy: &Policy) -> Vec<Finding> {
         let times: Vec<DateTime<Utc>> = list.iter().map(|c| c.at).collect();
         for w in &rules.per_account {
             if let Some(at) = first_excess(&times, w.cap, w.period) {
-                found.push(finding(account, at, format!("{} per account", action.as_str()), w.cap, w.period));
+                found.push(finding(
+                    account,
+                    at,
+                    format!("{} per account", action.as_str()),
+                    w.cap,
+                    w.period,
+                ));
             }
         }
         let mut by_channel: BTreeMap<i64, Vec<DateTime<Utc>>> = BTreeMap::new();
@@ -274,7 +280,10 @@ mod tests {
         assert_eq!(a.violations, 0, "{:?}", a.violation_list);
         assert_eq!(a.min_seconds_between_invites_of_an_account, Some(700.0));
 
-        let hurried = vec![call(1, "a", 0, invite, Some(9), "ok"), call(2, "a", 60, invite, Some(9), "ok")];
+        let hurried = vec![
+            call(1, "a", 0, invite, Some(9), "ok"),
+            call(2, "a", 60, invite, Some(9), "ok"),
+        ];
         let a = audit(&hurried, &[], &Policy::default());
         assert_eq!(a.violations, 1);
         assert!(a.violation_list[0].rule.contains("pause"));

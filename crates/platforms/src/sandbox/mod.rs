@@ -101,7 +101,9 @@ impl Default for WorldLimits {
 impl WorldLimits {
     fn check(&self) -> Result<(), String> {
         if let Some((m, b)) = self.bursts.iter().find(|(_, b)| b.calls < 1 || b.seconds < 1) {
-            return Err(format!("limits.bursts.{m}: calls and seconds must be positive, got {b:?}"));
+            return Err(format!(
+                "limits.bursts.{m}: calls and seconds must be positive, got {b:?}"
+            ));
         }
         if self.strangers_per_day < 1 || self.peer_flood_hours < 1 {
             return Err("limits.strangers_per_day and limits.peer_flood_hours must be positive".into());

@@ -61,8 +61,14 @@ impl PeopleMix {
             ("deactivated", self.deactivated),
             ("bot", self.bot),
             ("invite_privacy", self.invite_privacy),
-            ("invite_privacy_premium_would_allow", self.invite_privacy_premium_would_allow),
-            ("invite_privacy_premium_required_for_pm", self.invite_privacy_premium_required_for_pm),
+            (
+                "invite_privacy_premium_would_allow",
+                self.invite_privacy_premium_would_allow,
+            ),
+            (
+                "invite_privacy_premium_required_for_pm",
+                self.invite_privacy_premium_required_for_pm,
+            ),
             ("too_many_channels", self.too_many_channels),
             ("left_themselves", self.left_themselves),
             ("messages_need_premium", self.messages_need_premium),
@@ -102,7 +108,10 @@ pub enum Being {
 pub enum OnInvite {
     Accepts,
     /// Privacy forbids it; the flags of `missingInvitee`.
-    Privacy { premium_would_allow: bool, premium_required_for_pm: bool },
+    Privacy {
+        premium_would_allow: bool,
+        premium_required_for_pm: bool,
+    },
     TooManyChannels,
     LeftThemselves,
 }
@@ -253,12 +262,21 @@ mod tests {
         let b = People::new(7, PeopleMix::default());
         let other = People::new(8, PeopleMix::default());
         let found = (0..50).find_map(|i| a.by_username(&format!("person{i}"))).unwrap();
-        let name = (0..50).map(|i| format!("person{i}")).find(|n| a.by_username(n).is_some()).unwrap();
+        let name = (0..50)
+            .map(|i| format!("person{i}"))
+            .find(|n| a.by_username(n).is_some())
+            .unwrap();
         assert_eq!(a.by_username(&name), b.by_username(&name));
         assert_eq!(a.by_username(&name.to_uppercase()), b.by_username(&name));
         assert_eq!(found, a.by_username(&name).unwrap());
-        assert_ne!(a.by_username(&name).map(|p| p.user_id), other.by_username(&name).map(|p| p.user_id));
-        assert_ne!(a.access_hash("acc-1", found.user_id), a.access_hash("acc-2", found.user_id));
+        assert_ne!(
+            a.by_username(&name).map(|p| p.user_id),
+            other.by_username(&name).map(|p| p.user_id)
+        );
+        assert_ne!(
+            a.access_hash("acc-1", found.user_id),
+            a.access_hash("acc-2", found.user_id)
+        );
     }
 
     #[test]
@@ -273,7 +291,9 @@ mod tests {
         assert!((privacy - 0.24).abs() < 0.015, "{privacy}");
         let deactivated = share(&|p| p.being == Being::Deactivated);
         assert!((deactivated - 0.02).abs() < 0.005, "{deactivated}");
-        let phones: usize = (0..n).filter(|i| people.by_phone(&format!("+4479{i:08}")).is_none()).count();
+        let phones: usize = (0..n)
+            .filter(|i| people.by_phone(&format!("+4479{i:08}")).is_none())
+            .count();
         assert!((phones as f64 / n as f64 - 0.30).abs() < 0.015, "{phones}");
     }
 

@@ -28,14 +28,37 @@ const BROADCAST_ADD_LIMIT: i64 = 200;
 /// What the world was asked, decoded from the TL request.
 #[derive(Debug, Clone)]
 enum Request {
-    ResolveUsername { username: String },
-    ImportContact { client_id: i64, phone: String },
-    CheckInvite { hash: String },
-    GetChannel { id: i64 },
-    GetBasicGroup { id: i64 },
-    GetFullChannel { id: i64, access_hash: i64 },
-    Invite { channel: ChannelTarget, user_id: i64, access_hash: i64 },
-    Message { user_id: i64, access_hash: i64, text: String, random_id: i64 },
+    ResolveUsername {
+        username: String,
+    },
+    ImportContact {
+        client_id: i64,
+        phone: String,
+    },
+    CheckInvite {
+        hash: String,
+    },
+    GetChannel {
+        id: i64,
+    },
+    GetBasicGroup {
+        id: i64,
+    },
+    GetFullChannel {
+        id: i64,
+        access_hash: i64,
+    },
+    Invite {
+        channel: ChannelTarget,
+        user_id: i64,
+        access_hash: i64,
+    },
+    Message {
+        user_id: i64,
+        access_hash: i64,
+        text: String,
+        random_id: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +130,10 @@ fn decode(body: &[u8]) -> Result<(&'static str, Request), String> {
     }
     use tl::functions as f;
     if let Some(r) = as_::<f::contacts::ResolveUsername>(body) {
-        return Ok(("contacts.resolveUsername", Request::ResolveUsername { username: r.username }));
+        return Ok((
+            "contacts.resolveUsername",
+            Request::ResolveUsername { username: r.username },
+        ));
     }
     if let Some(r) = as_::<f::contacts::ImportContacts>(body) {
         if let [tl::enums::InputContact::InputPhoneContact(c)] = r.contacts.as_slice() {
@@ -186,7 +212,9 @@ fn decode(body: &[u8]) -> Result<(&'static str, Request), String> {
             ));
         }
     }
-    let id = body.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let id = body
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     Err(tl::name_for_id(id).replace('.', "_").to_uppercase())
 }
 
@@ -417,11 +445,7 @@ fn invite(
 ) -> (WorldDecision, Answer) {
     let basic = matches!(target, ChannelTarget::Basic { .. });
     let missing_chat = if basic { "CHAT_ID_INVALID" } else { "CHANNEL_INVALID" };
-    let Some(chat) = view
-        .channel
-        .as_ref()
-        .filter(|c| (c.kind == "basic_group") == basic)
-    else {
+    let Some(chat) = view.channel.as_ref().filter(|c| (c.kind == "basic_group") == basic) else {
         return refuse(400, missing_chat.into(), false);
     };
     if let ChannelTarget::Channel { access_hash, .. } = target {
@@ -495,7 +519,12 @@ fn chat_as_seen(world: &WorldHandle, account: &str, chat: &WorldChannel) -> tl::
     match chat.kind.as_str() {
         "basic_group" => objects::basic_group(chat.id, count, rights),
         kind => {
-            let c = objects::channel(chat.id, world.people.access_hash(account, chat.id), kind == "broadcast", rights);
+            let c = objects::channel(
+                chat.id,
+                world.people.access_hash(account, chat.id),
+                kind == "broadcast",
+                rights,
+            );
             objects::with_channel(c, |c| {
                 c.title = chat.title.clone();
                 c.participants_count = Some(count);

@@ -69,11 +69,22 @@ impl Connection {
     /// help.getConfig))`). Nothing of the campaign is sent yet, so every failure here is either the
     /// session's (dead, duplicated) or transient.
     async fn open(address: SocketAddr, auth_key: [u8; 256], api_id: i32, timeout: Duration) -> Result<Self, Report> {
-        let connect = grammers_mtsender::connect_with_auth(transport::Full::new(), ServerAddr::Tcp { address }, auth_key);
+        let connect =
+            grammers_mtsender::connect_with_auth(transport::Full::new(), ServerAddr::Tcp { address }, auth_key);
         let sender = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(sender)) => sender,
-            Ok(Err(e)) => return Err(Report::new(Outcome::Transient, format!("cannot connect to {address}: {e}"))),
-            Err(_) => return Err(Report::new(Outcome::Transient, format!("connecting to {address} timed out"))),
+            Ok(Err(e)) => {
+                return Err(Report::new(
+                    Outcome::Transient,
+                    format!("cannot connect to {address}: {e}"),
+                ))
+            }
+            Err(_) => {
+                return Err(Report::new(
+                    Outcome::Transient,
+                    format!("connecting to {address} timed out"),
+                ))
+            }
         };
         let mut conn = Self {
             sender,
@@ -101,7 +112,11 @@ impl Connection {
                 WireError::Refused(r) => r,
                 WireError::Rpc { code, name, value } => {
                     let o = errors::classify(errors::Call::ChannelLookup, code, &name, value);
-                    let o = if matches!(o, Outcome::Account(_)) { o } else { Outcome::Transient };
+                    let o = if matches!(o, Outcome::Account(_)) {
+                        o
+                    } else {
+                        Outcome::Transient
+                    };
                     Report::new(o, format!("initConnection: rpc {code} {name}"))
                 }
                 WireError::Lost(e) => Report::new(Outcome::Transient, format!("initConnection failed: {e}")),

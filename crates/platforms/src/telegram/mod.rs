@@ -25,8 +25,8 @@ use self::{
     wire::{Dialer, Wire, WireError},
 };
 use crate::strategy::{
-    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report,
-    Resolution, TargetRef,
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, InviteStrategy, Peer, Report, Resolution,
+    TargetRef,
 };
 
 /// How many earlier messages a person added to a basic group sees (what the official apps use).

@@ -12,7 +12,11 @@ use crate::strategy::{AccountCredentials, Report};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
     /// The server answered with an RPC error (`FLOOD_WAIT_30` arrives as name `FLOOD_WAIT`, value 30).
-    Rpc { code: i32, name: String, value: Option<u32> },
+    Rpc {
+        code: i32,
+        name: String,
+        value: Option<u32>,
+    },
     /// The server refused the session itself; the report says what that means for the account.
     Refused(Report),
     /// No answer came back after the request may have left (timeout, lost connection).

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod drive;
 pub mod sandbox;
 pub mod tl;
 

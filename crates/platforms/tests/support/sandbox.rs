@@ -7,7 +7,7 @@ use clock::{ManualClock, SharedClock};
 use domain::{channel::ChannelRef, username::Username};
 use platforms::{
     sandbox::{
-        people::{Person, People},
+        people::{People, Person},
         SandboxWorld, WorldConfig,
     },
     telegram::TelegramStrategy,
@@ -43,7 +43,10 @@ impl Sandbox {
             secret: String::new(),
             api_id: None,
         };
-        self.strategy.connect(&credentials).await.expect("a sandbox account always connects")
+        self.strategy
+            .connect(&credentials)
+            .await
+            .expect("a sandbox account always connects")
     }
 
     pub async fn channel(&self, client: &mut Box<dyn AccountClient>, name: &str) -> ChannelInfo {

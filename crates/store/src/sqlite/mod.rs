@@ -26,11 +26,14 @@ use crate::{
         Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskRow, TaskSortField,
         UpdateOutcome,
     },
-    task_object, Store, StoreOptions,
+    task_object,
+    world::{WorldCall, WorldCallRequest, WorldChannel, WorldDecision, WorldDelivery, WorldView},
+    Store, StoreOptions,
 };
 
 mod am;
 mod audience;
+mod world;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -587,5 +590,25 @@ impl Store for SqliteStore {
 
     async fn am_pause_until(&self, account_id: &str, action: &str) -> Result<Option<DateTime<Utc>>> {
         self.am_pause_until_impl(account_id, action).await
+    }
+
+    async fn world_call(
+        &self,
+        req: &WorldCallRequest,
+        decide: &(dyn for<'v> Fn(&'v WorldView) -> WorldDecision + Send + Sync),
+    ) -> Result<(WorldCall, Option<WorldChannel>)> {
+        self.world_call_impl(req, decide).await
+    }
+
+    async fn world_channel(&self, id: i64) -> Result<Option<WorldChannel>> {
+        self.world_channel_impl(id).await
+    }
+
+    async fn world_members(&self, channel_id: i64) -> Result<Vec<i64>> {
+        self.world_members_impl(channel_id).await
+    }
+
+    async fn world_record(&self) -> Result<(Vec<WorldCall>, Vec<WorldDelivery>)> {
+        self.world_record_impl().await
     }
 }
