@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `api`, `migrate`, `token`.
+//! The command line: `serve` (default), `api`, `migrate`, `token`, `sandbox audit`.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -54,6 +54,24 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: chrono::Duration,
     },
+    /// The sandbox world, a simulated Telegram shared through the database.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Audits the world's record against the configured policy: duplicate deliveries, limits and
+    /// pauses exceeded, the shortest gap between two invites of one account. Exits 1 when it finds a
+    /// duplicate or a violation.
+    Audit {
+        /// Print the audit as JSON (`calls`, `deliveries`, `duplicates`, `violations`,
+        /// `min_seconds_between_invites_of_an_account`, and the lists behind them).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_ttl(v: &str) -> Result<chrono::Duration, String> {
@@ -80,6 +98,9 @@ pub async fn run() -> ExitCode {
         Command::Api => server(&config, clock, Schema::RequireCurrent).await,
         Command::Migrate => migrate(&config, clock).await,
         Command::Token { user_id, ttl } => token(&config, clock, user_id, ttl),
+        Command::Sandbox {
+            command: SandboxCommand::Audit { json },
+        } => return sandbox_audit(&config, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +130,33 @@ async fn server(config: &Config, clock: SharedClock, schema: Schema) -> anyhow::
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown();
     running.wait().await
+}
+
+/// Prints the audit of the sandbox world's record; the exit code says whether it is clean.
+async fn sandbox_audit(config: &Config, json: bool) -> ExitCode {
+    let audited = async {
+        let store = app::open_store(config).await?;
+        app::prepare_schema(&store, Schema::RequireCurrent).await?;
+        let (calls, deliveries) = store.world_record().await?;
+        anyhow::Ok(platforms::sandbox::audit::audit(&calls, &deliveries, &config.policy))
+    };
+    let report = match audited.await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("an audit is JSON"));
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.duplicates + report.violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn migrate(config: &Config, clock: SharedClock) -> anyhow::Result<()> {

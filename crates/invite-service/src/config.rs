@@ -45,6 +45,36 @@ pub const VARIABLES: &[Variable] = &[
         about: "HS256 secret shared with the API gateway (at least 16 bytes); required with PostgreSQL",
     },
     Variable {
+        name: "INVITE_DATA_KEY",
+        default: "generated into <INVITE_DATA_DIR>/data-key",
+        about: "64 hex characters: the key that seals stored sessions and API hashes; never the JWT secret; required with PostgreSQL",
+    },
+    Variable {
+        name: "INVITE_TELEGRAM_API_ID",
+        default: "(unset)",
+        about: "service-wide Telegram api_id for accounts registered without their own",
+    },
+    Variable {
+        name: "INVITE_TELEGRAM_API_HASH",
+        default: "(unset)",
+        about: "service-wide Telegram api_hash (32 hex characters), with INVITE_TELEGRAM_API_ID",
+    },
+    Variable {
+        name: "INVITE_POLICY_FILE",
+        default: "(unset: the built-in defaults)",
+        about: "JSON file overriding the Account Manager's limits and pauses per platform and action",
+    },
+    Variable {
+        name: "INVITE_POLICY",
+        default: "(unset)",
+        about: "inline JSON in the same format, applied over INVITE_POLICY_FILE",
+    },
+    Variable {
+        name: "INVITE_SANDBOX_WORLD",
+        default: "(the built-in world: seed 1, a realistic mix)",
+        about: "JSON for the sandbox world: {\"seed\", \"people\": {shares}, \"limits\": {\"bursts\", \"strangers_per_day\", \"peer_flood_hours\"}}",
+    },
+    Variable {
         name: "INVITE_JWT_USER_CLAIM",
         default: "user_id",
         about: "JWT claim holding the user id (a numeric `sub` is the fallback)",
@@ -68,6 +98,46 @@ pub const VARIABLES: &[Variable] = &[
         name: "INVITE_LOG",
         default: "info,sqlx=warn",
         about: "log filter (tracing EnvFilter syntax, e.g. `info,sqlx=warn`); logs are JSON lines on stdout",
+    },
+    Variable {
+        name: "INVITE_MAX_UPLOAD_BYTES",
+        default: "10485760",
+        about: "largest audience file accepted (413 beyond)",
+    },
+    Variable {
+        name: "INVITE_MAX_TARGETS_PER_TASK",
+        default: "1000",
+        about: "most targets one task may hold; an import beyond it stores nothing (422)",
+    },
+    Variable {
+        name: "INVITE_PHONE_REGION",
+        default: "RU",
+        about: "ISO country code for phone numbers written without one",
+    },
+    Variable {
+        name: "INVITE_XLSX_MAX_UNPACKED_BYTES",
+        default: "104857600",
+        about: "most bytes an uploaded spreadsheet may unpack to (zip-bomb guard, 413)",
+    },
+    Variable {
+        name: "PARSING_SERVICE_URL",
+        default: "(unset: parsing import answers 503)",
+        about: "base URL of the platform's Parsing Service",
+    },
+    Variable {
+        name: "INVITE_PARSING_RESULTS_PATH",
+        default: "/results/{task_id}",
+        about: "path of a parsing task's results, read with limit/offset",
+    },
+    Variable {
+        name: "INVITE_PARSING_PAGE_SIZE",
+        default: "500",
+        about: "results per page asked of the Parsing Service",
+    },
+    Variable {
+        name: "INVITE_PARSING_TIMEOUT_SECS",
+        default: "10",
+        about: "timeout of one Parsing Service call (tried 3 times with backoff)",
     },
     Variable {
         name: "REDIS_URL",
@@ -123,6 +193,7 @@ pub struct Config {
     pub data_key: Option<account_manager::sealing::DataKey>,
     pub telegram_api: Option<(i32, Secret)>,
     pub policy: account_manager::Policy,
+    pub sandbox_world: platforms::sandbox::WorldConfig,
     pub max_body_bytes: usize,
     pub trust_forwarded_for: bool,
     pub log_filter: String,
@@ -253,6 +324,12 @@ impl Config {
                 ),
             }
         })?;
+        let sandbox_world = match get("INVITE_SANDBOX_WORLD") {
+            None => platforms::sandbox::WorldConfig::default(),
+            Some(json) => {
+                platforms::sandbox::WorldConfig::from_json(json).map_err(|e| bad("INVITE_SANDBOX_WORLD", e))?
+            }
+        };
         let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
         let log_filter = get("INVITE_LOG").unwrap_or("info,sqlx=warn").to_string();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| bad("INVITE_LOG", e.to_string()))?;
@@ -355,6 +432,7 @@ impl Config {
             data_key,
             telegram_api,
             policy,
+            sandbox_world,
             max_body_bytes,
             trust_forwarded_for,
             log_filter,
@@ -477,6 +555,33 @@ mod tests {
             .starts_with("INVITE_POLICY_FILE: cannot read"));
         assert!(error_of(&[("INVITE_DATA_KEY", "abc")]).starts_with("INVITE_DATA_KEY: "));
         assert!(error_of(&[("INVITE_TELEGRAM_API_ID", "5")]).starts_with("INVITE_TELEGRAM_API_HASH: "));
+    }
+
+    #[test]
+    fn every_variable_read_is_documented_for_help() {
+        let source = include_str!("config.rs");
+        let read: std::collections::BTreeSet<&str> = source
+            .split("get(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty())
+            .collect();
+        assert!(read.len() > 20, "{read:?}");
+        for name in read {
+            assert!(
+                VARIABLES.iter().any(|v| v.name == name),
+                "{name} is read but not in VARIABLES"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sandbox_world_that_cannot_be_is_refused_by_name() {
+        assert!(error_of(&[("INVITE_SANDBOX_WORLD", r#"{"people": {"bot": 2}}"#)])
+            .starts_with("INVITE_SANDBOX_WORLD: people.bot must be between 0 and 1"));
+        assert!(
+            error_of(&[("INVITE_SANDBOX_WORLD", r#"{"seeds": 1}"#)]).starts_with("INVITE_SANDBOX_WORLD: unknown field")
+        );
     }
 
     #[test]

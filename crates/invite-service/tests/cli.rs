@@ -299,3 +299,91 @@ fn platform_profile_migrates_then_serves_the_api_on_postgres() {
     });
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// One invite and, when `twice`, one message delivered by two accounts, through the adapter on the
+/// sandbox world of this database.
+async fn sandbox_activity(store: store::SharedStore, twice: bool) {
+    use platforms::{
+        sandbox::{SandboxWorld, WorldConfig},
+        telegram::TelegramStrategy,
+        AccountCredentials, DeliveryKey, InviteStrategy, TargetRef,
+    };
+    let world = SandboxWorld::new(store, std::sync::Arc::new(clock::SystemClock), WorldConfig::default());
+    let strategy = TelegramStrategy::over(world.clone());
+    let connect = |id: &str| {
+        let credentials = AccountCredentials {
+            account_id: id.into(),
+            secret: String::new(),
+            api_id: None,
+        };
+        let strategy = &strategy;
+        async move { strategy.connect(&credentials).await.unwrap() }
+    };
+    let name = (0..10_000)
+        .map(|i| format!("person{i}"))
+        .find(|n| {
+            world.people().by_username(n).is_some_and(|p| {
+                p.being == platforms::sandbox::people::Being::Person
+                    && p.on_invite == platforms::sandbox::people::OnInvite::Accepts
+                    && p.on_message == platforms::sandbox::people::OnMessage::Accepts
+            })
+        })
+        .unwrap();
+    let target = TargetRef {
+        username: Some(domain::username::Username::parse(&name).unwrap()),
+        ..TargetRef::default()
+    };
+    let mut a = connect("acc-a").await;
+    let group = a
+        .lookup_channel(&domain::channel::ChannelRef::parse("@launch_group").unwrap())
+        .await
+        .unwrap();
+    let peer = a.resolve(&target).await.unwrap();
+    assert!(a.invite(&group, &peer).await.outcome.consumes_target());
+    if twice {
+        let key = DeliveryKey {
+            task_id: 1,
+            target_id: 1,
+        };
+        a.send_message(&peer, "Hello", key).await;
+        let mut b = connect("acc-b").await;
+        let peer_b = b.resolve(&target).await.unwrap();
+        b.send_message(&peer_b, "Hello", key).await;
+    }
+}
+
+#[tokio::test]
+async fn sandbox_audit_prints_the_worlds_record_and_fails_on_a_duplicate() {
+    for twice in [false, true] {
+        let db = test_db::TestDb::new(test_db::Backend::Sqlite).await;
+        sandbox_activity(db.store.clone(), twice).await;
+        let dir = temp_dir("audit");
+        let out = command(&dir)
+            .env("DATABASE_URL", &db.url)
+            .args(["sandbox", "audit", "--json"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(report["invites_delivered"], 1);
+        assert_eq!(report["violations"], 0, "{report}");
+        assert!(report["calls"].as_u64().unwrap() >= 3);
+        assert!(report["min_seconds_between_invites_of_an_account"].is_null());
+        if twice {
+            assert_eq!(out.status.code(), Some(1), "a duplicate fails the audit");
+            assert!(report["duplicates"].as_u64().unwrap() >= 1);
+            assert_eq!(report["messages_delivered"], 2);
+        } else {
+            assert_eq!(out.status.code(), Some(0));
+            assert_eq!(report["duplicates"], 0);
+            let text = command(&dir)
+                .env("DATABASE_URL", &db.url)
+                .args(["sandbox", "audit"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8(text.stdout).unwrap();
+            assert!(text.contains("duplicate deliveries: 0"), "{text}");
+            assert!(text.contains("channels.inviteToChannel"), "{text}");
+        }
+    }
+}

@@ -227,7 +227,11 @@ async fn sandbox_a_broadcast_channel_takes_added_members_only_up_to_200_and_a_su
                 other => full = Some((i, other)),
             }
         }
-        assert_eq!(c.invite(&group, &peer).await.outcome, Outcome::Success, "supergroups have no such rule");
+        assert_eq!(
+            c.invite(&group, &peer).await.outcome,
+            Outcome::Success,
+            "supergroups have no such rule"
+        );
         if full.is_some() && s.channel(&mut c, "@big_group").await.members.unwrap() > 250 {
             break;
         }

@@ -36,6 +36,38 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl Audit {
+    /// The audit for a person reading a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "sandbox world record: {} calls, {} deliveries ({} invites, {} messages)\n",
+            self.calls, self.deliveries, self.invites_delivered, self.messages_delivered
+        );
+        let gap = self
+            .min_seconds_between_invites_of_an_account
+            .map_or("no account invited twice".to_owned(), |s| format!("{s:.1} s"));
+        out.push_str(&format!("shortest gap between two invites of one account: {gap}\n"));
+        for (title, count, list) in [
+            ("duplicate deliveries", self.duplicates, &self.duplicate_list),
+            ("violations of the policy", self.violations, &self.violation_list),
+        ] {
+            out.push_str(&format!("{title}: {count}\n"));
+            for f in list {
+                let at = f.at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                let who = f.account_id.as_deref().unwrap_or("-");
+                out.push_str(&format!("  {at} {who}: {}: {}\n", f.rule, f.detail));
+            }
+        }
+        out.push_str("calls by method and answer:\n");
+        for (method, answers) in &self.answers {
+            for (answer, n) in answers {
+                out.push_str(&format!("  {method:<28} {answer:<45} {n}\n"));
+            }
+        }
+        out
+    }
+}
+
 /// The Account Manager action a recorded call spent, if it spent one (a flood wait or a spam
 /// restriction proves nothing was done, as the AM counts it).
 fn action_of(call: &WorldCall) -> Option<AmAction> {
