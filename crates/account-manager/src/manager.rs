@@ -322,6 +322,19 @@ impl AccountManager {
         Ok(None)
     }
 
+    /// An exclusive lease on this account (the scheduler picks the account itself): None while another
+    /// holder's lease has not expired.
+    pub async fn lease(&self, account_id: &str, holder: &str) -> Result<Option<Lease>, AmError> {
+        let now = self.clock.now();
+        let until = now + self.policy.lease_ttl;
+        let epoch = self.store.am_lease(account_id, holder, now, until).await?;
+        Ok(epoch.map(|epoch| Lease {
+            account_id: account_id.to_owned(),
+            epoch,
+            until,
+        }))
+    }
+
     /// Records the outcome of a granted call (a call that did nothing gives its slot back) and frees
     /// the lease.
     pub async fn release_account(

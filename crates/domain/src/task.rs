@@ -66,6 +66,15 @@ impl Priority {
             Self::Low => "LOW",
         }
     }
+
+    /// Higher is served first.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::High => 2,
+            Self::Normal => 1,
+            Self::Low => 0,
+        }
+    }
 }
 
 word_enum!(

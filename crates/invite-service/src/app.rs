@@ -11,9 +11,12 @@ use clock::SharedClock;
 use store::{SharedStore, StoreError, StoreOptions};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
+use platforms::{sandbox::SandboxWorld, telegram::TelegramConfig};
+
 use crate::{
     api::{self, auth::Authenticator, AppState},
     config::Config,
+    engine::{events::Local, queue::memory::MemoryQueue, scheduler::Scheduler, worker, Engine, Platforms},
     integrations::parsing_service::ParsingServiceClient,
     secrets::{self, Secret},
     telemetry::Metrics,
@@ -109,8 +112,16 @@ impl Running {
     }
 }
 
-/// Starts the HTTP API (and `/metrics`) over an opened store.
-pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> anyhow::Result<Running> {
+/// What a process runs besides the API: the scheduler and workers (standalone `serve`), or nothing
+/// (`api`; workers run elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    ApiOnly,
+    ApiAndEngine,
+}
+
+/// Starts the HTTP API (and `/metrics`) over an opened store, and the engine when asked.
+pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, roles: Roles) -> anyhow::Result<Running> {
     let secret = jwt_secret(config, |path, generated| {
         if generated {
             tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
@@ -126,6 +137,25 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
         "sessions are sealed with this data key"
     );
     let metrics = Metrics::new();
+    let am = AccountManager::new(store.clone(), clock.clone(), config.policy.clone(), None);
+    let sealer = Arc::new(Sealer::new(&key));
+    let world = SandboxWorld::new(store.clone(), clock.clone(), config.sandbox_world.clone());
+    let engine = Arc::new(Engine {
+        store: store.clone(),
+        clock: clock.clone(),
+        am: am.clone(),
+        platforms: Platforms::new(
+            TelegramConfig {
+                api_id: config.telegram_api.as_ref().map(|(id, _)| *id),
+                ..TelegramConfig::default()
+            },
+            world,
+        ),
+        sealer: sealer.clone(),
+        queue: Arc::new(MemoryQueue::default()),
+        events: Arc::new(Local::default()),
+        config: config.engine.clone(),
+    });
     let state = AppState {
         store: store.clone(),
         clock: clock.clone(),
@@ -142,13 +172,33 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock) -> a
             .parsing_service
             .clone()
             .map(|c| Arc::new(ParsingServiceClient::new(c))),
-        am: AccountManager::new(store.clone(), clock.clone(), config.policy.clone(), None),
-        sealer: Arc::new(Sealer::new(&key)),
+        am,
+        sealer,
         telegram_api: config.telegram_api.clone(),
+        engine: engine.clone(),
     };
     let (shutdown, signal) = watch::channel(false);
-    let mut app = api::router(state);
     let mut servers = Vec::new();
+    if roles == Roles::ApiAndEngine {
+        let scheduler = Arc::new(Scheduler::new(engine.clone()));
+        let stop = signal.clone();
+        servers.push(tokio::spawn(async move {
+            scheduler.run(stop).await;
+            Ok(())
+        }));
+        for _ in 0..config.workers {
+            let (engine, stop) = (engine.clone(), signal.clone());
+            servers.push(tokio::spawn(async move {
+                worker::run(engine, stop).await;
+                Ok(())
+            }));
+        }
+        tracing::info!(
+            workers = config.workers,
+            "engine running in this process: scheduler and workers"
+        );
+    }
+    let mut app = api::router(state);
     let metrics_addr = match config.metrics_bind {
         Some(bind) => {
             let listener = bind_listener(bind, "INVITE_METRICS_BIND").await?;

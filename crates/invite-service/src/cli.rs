@@ -94,8 +94,8 @@ pub async fn run() -> ExitCode {
     };
     let clock: SharedClock = Arc::new(SystemClock);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => server(&config, clock, Schema::Migrate).await,
-        Command::Api => server(&config, clock, Schema::RequireCurrent).await,
+        Command::Serve => server(&config, clock, Schema::Migrate, app::Roles::ApiAndEngine).await,
+        Command::Api => server(&config, clock, Schema::RequireCurrent, app::Roles::ApiOnly).await,
         Command::Migrate => migrate(&config, clock).await,
         Command::Token { user_id, ttl } => token(&config, clock, user_id, ttl),
         Command::Sandbox {
@@ -112,7 +112,7 @@ pub async fn run() -> ExitCode {
     }
 }
 
-async fn server(config: &Config, clock: SharedClock, schema: Schema) -> anyhow::Result<()> {
+async fn server(config: &Config, clock: SharedClock, schema: Schema, roles: app::Roles) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log_filter, clock.clone());
     for (var, set) in [
         ("REDIS_URL", config.redis_url.is_some()),
@@ -125,7 +125,7 @@ async fn server(config: &Config, clock: SharedClock, schema: Schema) -> anyhow::
     tracing::info!(database = %config.database_url_redacted(), "starting");
     let store = app::open_store(config).await?;
     app::prepare_schema(&store, schema).await?;
-    let running = app::start(config, store, clock).await?;
+    let running = app::start(config, store, clock, roles).await?;
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown();

@@ -100,6 +100,31 @@ pub const VARIABLES: &[Variable] = &[
         about: "log filter (tracing EnvFilter syntax, e.g. `info,sqlx=warn`); logs are JSON lines on stdout",
     },
     Variable {
+        name: "INVITE_WORKERS",
+        default: "4",
+        about: "workers this process runs (serve): each executes one action at a time",
+    },
+    Variable {
+        name: "INVITE_MAX_RUNNING_TASKS",
+        default: "10",
+        about: "tasks one user may have running or paused at once (409 beyond)",
+    },
+    Variable {
+        name: "INVITE_START_LATENESS_MINUTES",
+        default: "60",
+        about: "a scheduled task more than this late (the service was down) is not started, and says why",
+    },
+    Variable {
+        name: "INVITE_MAX_ATTEMPTS",
+        default: "5",
+        about: "tries of one target that failed for transient reasons before it is given up",
+    },
+    Variable {
+        name: "INVITE_TEMPLATE_FALLBACK",
+        default: "(empty)",
+        about: "what a message placeholder with no value renders as (never the raw {placeholder})",
+    },
+    Variable {
         name: "INVITE_MAX_UPLOAD_BYTES",
         default: "10485760",
         about: "largest audience file accepted (413 beyond)",
@@ -194,6 +219,9 @@ pub struct Config {
     pub telegram_api: Option<(i32, Secret)>,
     pub policy: account_manager::Policy,
     pub sandbox_world: platforms::sandbox::WorldConfig,
+    pub engine: crate::engine::EngineConfig,
+    /// Workers this process runs (standalone `serve`, `worker`).
+    pub workers: usize,
     pub max_body_bytes: usize,
     pub trust_forwarded_for: bool,
     pub log_filter: String,
@@ -330,6 +358,33 @@ impl Config {
                 platforms::sandbox::WorldConfig::from_json(json).map_err(|e| bad("INVITE_SANDBOX_WORLD", e))?
             }
         };
+        let defaults = crate::engine::EngineConfig::default();
+        let engine = crate::engine::EngineConfig {
+            max_running_tasks: i64::from(parse_number(
+                "INVITE_MAX_RUNNING_TASKS",
+                get("INVITE_MAX_RUNNING_TASKS"),
+                10,
+                1,
+                1000,
+            )?),
+            start_lateness: chrono::Duration::minutes(i64::from(parse_number(
+                "INVITE_START_LATENESS_MINUTES",
+                get("INVITE_START_LATENESS_MINUTES"),
+                60,
+                1,
+                100_000,
+            )?)),
+            max_attempts: i64::from(parse_number(
+                "INVITE_MAX_ATTEMPTS",
+                get("INVITE_MAX_ATTEMPTS"),
+                5,
+                1,
+                100,
+            )?),
+            template_fallback: get("INVITE_TEMPLATE_FALLBACK").unwrap_or_default().to_owned(),
+            ..defaults
+        };
+        let workers = parse_number("INVITE_WORKERS", get("INVITE_WORKERS"), 4, 1, 256)? as usize;
         let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
         let log_filter = get("INVITE_LOG").unwrap_or("info,sqlx=warn").to_string();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| bad("INVITE_LOG", e.to_string()))?;
@@ -433,6 +488,8 @@ impl Config {
             telegram_api,
             policy,
             sandbox_world,
+            engine,
+            workers,
             max_body_bytes,
             trust_forwarded_for,
             log_filter,

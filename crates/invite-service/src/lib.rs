@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod importer;
 pub mod integrations;
 pub mod secrets;

@@ -170,6 +170,26 @@ pub struct NewAccount {
     pub session_facts: Value,
 }
 
+/// What a worker needs to act as an account: its kind and its sealed session. Never shown.
+#[derive(Clone, PartialEq)]
+pub struct AccountSecrets {
+    pub user_id: i64,
+    pub kind: AccountKind,
+    pub session_sealed: Option<String>,
+    pub api_id: Option<i32>,
+}
+
+impl std::fmt::Debug for AccountSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSecrets")
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("session_sealed", &self.session_sealed.as_ref().map(|_| "[sealed]"))
+            .field("api_id", &self.api_id)
+            .finish()
+    }
+}
+
 /// A stored account, without its secrets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRecord {

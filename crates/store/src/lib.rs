@@ -3,6 +3,7 @@
 //! fetch another user's task through this interface.
 
 pub mod am;
+pub mod engine;
 mod error;
 mod import;
 mod model;
@@ -15,13 +16,16 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::Target,
-    task::{Task, TaskSpec, UserId},
+    audience::{Target, TargetStatus},
+    task::{Task, TaskSpec, TaskStatus, UserId},
 };
+use serde_json::Value;
 
 pub use am::{
-    AccountKind, AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict,
+    AccountKind, AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing,
+    Usage, Verdict,
 };
+pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition};
 pub use error::{Result, StoreError};
 pub use import::{ImportRequest, ImportSink, ImportStart};
 pub use model::{
@@ -141,6 +145,9 @@ pub trait Store: Send + Sync + 'static {
     /// users: one key used from two places draws AUTH_KEY_DUPLICATED.
     async fn account_with_auth_key(&self, auth_key_id: i64) -> Result<Option<(i64, String)>>;
 
+    /// An account's kind and sealed session, for the worker acting as it (the engine's own call).
+    async fn account_secrets(&self, account_id: &str) -> Result<Option<AccountSecrets>>;
+
     /// Removes an account of the registry; its grants stay in the ledger.
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool>;
 
@@ -225,6 +232,110 @@ pub trait Store: Send + Sync + 'static {
 
     /// The whole record, oldest first (for audits).
     async fn world_record(&self) -> Result<(Vec<WorldCall>, Vec<WorldDelivery>)>;
+
+    // The campaign engine (see [`engine`]). The calls a user reaches take the user id; the engine's own
+    // calls (scheduler, workers) do not.
+
+    /// A user's lifecycle move: from one of `from` to `to`, with the reason shown next to the status, in
+    /// one conditional update with its audit entry (`action`: `start`, `pause`, `resume`, `cancel`).
+    /// The first move to `IN_PROGRESS` sets `started_at`; a final status sets `finished_at`.
+    #[allow(clippy::too_many_arguments)]
+    async fn transition_task(
+        &self,
+        user: UserId,
+        id: i64,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        reason: Option<&str>,
+        action: &str,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<Transition>;
+
+    /// The engine's own move (completion, a circuit breaker, a scheduled start): as
+    /// [`Store::transition_task`] without a user, audited as the system's. False when the task was not
+    /// in one of `from`.
+    async fn engine_transition(
+        &self,
+        task_id: i64,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Shows why a running task is not moving ("preempted by task N", "waiting for an account until …")
+    /// without changing its status; nothing when the task is no longer `IN_PROGRESS`.
+    async fn set_task_reason(&self, task_id: i64, reason: Option<&str>, now: DateTime<Utc>) -> Result<()>;
+
+    /// How many of the user's tasks are `IN_PROGRESS` or `PAUSED` (the running-task limit counts both).
+    async fn count_running_tasks(&self, user: UserId) -> Result<i64>;
+
+    /// The tasks the scheduler looks after: `IN_PROGRESS`, and `PENDING` ones with a scheduled start
+    /// (they start by themselves).
+    async fn engine_tasks(&self) -> Result<Vec<Task>>;
+
+    async fn engine_task(&self, task_id: i64) -> Result<Option<Task>>;
+
+    /// Where a task's targets are, as of `now`.
+    async fn target_counts(&self, task_id: i64, now: DateTime<Utc>) -> Result<TargetCounts>;
+
+    /// Hands the next due target of the task to the account: pending, `next_attempt_at` empty or
+    /// passed, not pinned to another account; lowest id first. It becomes `in_progress` under a lease
+    /// until `lease_until` with a new epoch. `None` when there is none for this account.
+    async fn claim_target(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Claim>>;
+
+    /// Gives targets whose lease has expired (their worker died) back as pending, keeping any pin;
+    /// returns how many.
+    async fn reclaim_expired_targets(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Ends or gives back a claimed target, only while its epoch is current, with its log rows and the
+    /// task's counters (`completed_count` for succeeded and already done, `failed_count` for failed and
+    /// unknown, `skipped_count` for skipped), in one transaction. False when the claim is stale.
+    async fn settle_target(&self, settlement: &Settlement) -> Result<bool>;
+
+    /// Ends every open target of a task (not in progress) with this final status and reason, counting
+    /// them in the task's counters; returns how many.
+    async fn end_open_targets(
+        &self,
+        task_id: i64,
+        status: TargetStatus,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Appends rows to a task's execution log.
+    async fn append_logs(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()>;
+
+    /// The `details.outcome` of the task's newest `n` log rows of actions (`invite`, `message`), newest
+    /// first (for the circuit breaker).
+    async fn recent_outcomes(&self, task_id: i64, n: i64) -> Result<Vec<String>>;
+
+    /// Adds or updates the account's row for the task; `channel` and `stats` replace what was there
+    /// when given.
+    #[allow(clippy::too_many_arguments)]
+    async fn upsert_task_account(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        status: &str,
+        channel: Option<&Value>,
+        stats: Option<&Value>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>>;
+
+    /// Whether any of these keys (`u:`, `i:`, `p:` as `Identifier::dedup_key` writes them) is on the
+    /// user's do-not-contact list.
+    async fn on_do_not_contact(&self, user: UserId, keys: &[String]) -> Result<bool>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

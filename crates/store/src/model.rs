@@ -85,6 +85,55 @@ pub mod audit_action {
     pub const DNC_DELETE: &str = "do_not_contact.delete";
     pub const ACCOUNT_CREATE: &str = "account.create";
     pub const ACCOUNT_DELETE: &str = "account.delete";
+    // A task's lifecycle: the user's moves, and the engine's own.
+    pub const TASK_START: &str = "task.start";
+    pub const TASK_PAUSE: &str = "task.pause";
+    pub const TASK_RESUME: &str = "task.resume";
+    pub const TASK_CANCEL: &str = "task.cancel";
+    pub const TASK_COMPLETE: &str = "task.complete";
+    pub const TASK_FAIL: &str = "task.fail";
+    /// Any other status change the engine makes.
+    pub const TASK_STATUS: &str = "task.status";
+
+    /// The request id of the entries the engine writes for its own moves (no user request is behind them).
+    pub const SYSTEM_REQUEST_ID: &str = "system";
+
+    use domain::task::TaskStatus;
+
+    /// The entry of a user's lifecycle move (`start`, `pause`, `resume`, `cancel`, with or without `task.`).
+    pub fn user_move(action: &str) -> Option<&'static str> {
+        Some(match action.strip_prefix("task.").unwrap_or(action) {
+            "start" => TASK_START,
+            "pause" => TASK_PAUSE,
+            "resume" => TASK_RESUME,
+            "cancel" => TASK_CANCEL,
+            _ => return None,
+        })
+    }
+
+    /// The entry of one of the engine's moves, named by where it leads.
+    pub fn engine_move(from: &[TaskStatus], to: TaskStatus) -> &'static str {
+        match to {
+            TaskStatus::InProgress if from.iter().all(|s| *s == TaskStatus::Paused) => TASK_RESUME,
+            TaskStatus::InProgress => TASK_START,
+            TaskStatus::Paused => TASK_PAUSE,
+            TaskStatus::Completed => TASK_COMPLETE,
+            TaskStatus::Failed => TASK_FAIL,
+            TaskStatus::Cancelled => TASK_CANCEL,
+            TaskStatus::Pending => TASK_STATUS,
+        }
+    }
+}
+
+/// The task counter a target's final status counts in (`None` for the open statuses).
+pub(crate) fn counter_column(status: domain::audience::TargetStatus) -> Option<&'static str> {
+    use domain::audience::TargetStatus::*;
+    match status {
+        Succeeded | AlreadyDone => Some("completed_count"),
+        Failed | Unknown => Some("failed_count"),
+        Skipped => Some("skipped_count"),
+        Pending | InProgress => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ mod do_not_contact;
 mod error;
 mod health;
 mod imports;
+mod lifecycle;
 pub mod openapi;
 mod query;
 pub mod request;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub sealer: Arc<account_manager::sealing::Sealer>,
     /// The service-wide Telegram api_id and api_hash.
     pub telegram_api: Option<(i32, crate::secrets::Secret)>,
+    /// Lifecycle moves go through the engine (it checks a start and tells every process).
+    pub engine: Arc<crate::engine::Engine>,
 }
 
 /// The API routes (without `/metrics`, which may live on its own listener).
@@ -68,6 +71,10 @@ pub fn router(state: AppState) -> Router {
             get(targets::list).delete(targets::delete_many),
         )
         .route("/tasks/{task_id}/targets/{target_id}", delete(targets::delete_one))
+        .route("/tasks/{task_id}/start", post(lifecycle::start))
+        .route("/tasks/{task_id}/pause", post(lifecycle::pause))
+        .route("/tasks/{task_id}/resume", post(lifecycle::resume))
+        .route("/tasks/{task_id}/cancel", post(lifecycle::cancel))
         .route(
             "/import/file",
             post(imports::file).layer(DefaultBodyLimit::max(upload_limit)),

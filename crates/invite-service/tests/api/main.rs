@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod auth;
+mod engine;
 mod import;
 mod listing;
 mod parsing_service;

@@ -86,6 +86,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// The service with extra configuration, e.g. `[("INVITE_MAX_TARGETS_PER_TASK", "5")]`.
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    spawn(backend, extra, false).await
+}
+
+/// The service on the real clock (the engine's pauses pass in real time), for campaign runs.
+pub async fn spawn_live_app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    spawn(backend, extra, true).await
+}
+
+async fn spawn(backend: Backend, extra: &[(&str, &str)], live: bool) -> TestApp {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let unique = format!("invite_test_{}", uuid::Uuid::new_v4().simple());
     let (database_url, guard) = match backend {
         Backend::Sqlite => {
@@ -128,10 +143,16 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     )
     .unwrap();
     let clock = ManualClock::new(start_time());
-    let shared: SharedClock = Arc::new(clock.clone());
+    let shared: SharedClock = if live {
+        Arc::new(clock::SystemClock)
+    } else {
+        Arc::new(clock.clone())
+    };
     let store = app::open_store(&config).await.unwrap();
     app::prepare_schema(&store, Schema::Migrate).await.unwrap();
-    let running = app::start(&config, store, shared.clone()).await.unwrap();
+    let running = app::start(&config, store, shared.clone(), app::Roles::ApiAndEngine)
+        .await
+        .unwrap();
     TestApp {
         base: format!("http://{}", running.addr),
         client: reqwest::Client::new(),

@@ -21,7 +21,7 @@ use crate::{
     INSERT_CHUNK,
 };
 
-fn target_from_row(row: &PgRow) -> Result<Target> {
+pub(super) fn target_from_row(row: &PgRow) -> Result<Target> {
     TargetRow {
         id: row.try_get("id")?,
         task_id: row.try_get("task_id")?,
@@ -43,14 +43,19 @@ fn target_from_row(row: &PgRow) -> Result<Target> {
     .into_target()
 }
 
-const TARGET_COLUMNS: &str = "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
+pub(super) const TARGET_COLUMNS: &str =
+    "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
      last_name, user_data, source::text AS source, status, reason, attempts, source_row, processed_at, created_at";
 
 /// Rows per UNNEST insert.
 const UNNEST_CHUNK: usize = 2_000;
 
 impl PgStore {
-    async fn task_status(conn: &mut sqlx::PgConnection, user: UserId, task_id: i64) -> Result<Option<TaskStatus>> {
+    pub(super) async fn task_status(
+        conn: &mut sqlx::PgConnection,
+        user: UserId,
+        task_id: i64,
+    ) -> Result<Option<TaskStatus>> {
         let status: Option<String> =
             sqlx::query_scalar("SELECT status::text FROM invite_tasks WHERE id = $1 AND user_id = $2")
                 .bind(task_id)

@@ -9,7 +9,8 @@ use sqlx::{sqlite::SqliteRow, Row};
 use super::{from_micros, micros, opt_from_micros, SqliteStore};
 use crate::{
     am::{
-        AccountKind, AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict,
+        AccountKind, AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing,
+        Usage, Verdict,
     },
     error::{Result, StoreError},
     model::RequestMeta,
@@ -109,6 +110,22 @@ impl SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub(super) async fn account_secrets_impl(&self, id: &str) -> Result<Option<AccountSecrets>> {
+        let row = sqlx::query("SELECT user_id, kind, session_sealed, api_id FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| {
+            Ok(AccountSecrets {
+                user_id: r.try_get("user_id")?,
+                kind: AccountKind::parse(&r.try_get::<String, _>("kind")?)?,
+                session_sealed: r.try_get("session_sealed")?,
+                api_id: r.try_get("api_id")?,
+            })
+        })
+        .transpose()
     }
 
     pub(super) async fn delete_account_impl(

@@ -21,7 +21,7 @@ use crate::{
     INSERT_CHUNK,
 };
 
-fn target_from_row(row: &SqliteRow) -> Result<Target> {
+pub(super) fn target_from_row(row: &SqliteRow) -> Result<Target> {
     let extra: String = row.try_get("user_data")?;
     TargetRow {
         id: row.try_get("id")?,
@@ -44,11 +44,16 @@ fn target_from_row(row: &SqliteRow) -> Result<Target> {
     .into_target()
 }
 
-const TARGET_COLUMNS: &str = "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
+pub(super) const TARGET_COLUMNS: &str =
+    "id, task_id, username, user_id_platform, user_id_is_hint, phone_number, first_name, \
      last_name, user_data, source, status, reason, attempts, source_row, processed_at, created_at";
 
 impl SqliteStore {
-    async fn task_status(conn: &mut sqlx::SqliteConnection, user: UserId, task_id: i64) -> Result<Option<TaskStatus>> {
+    pub(super) async fn task_status(
+        conn: &mut sqlx::SqliteConnection,
+        user: UserId,
+        task_id: i64,
+    ) -> Result<Option<TaskStatus>> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM invite_tasks WHERE id = ? AND user_id = ?")
             .bind(task_id)
             .bind(user.get())

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::Target,
+    audience::{Target, TargetStatus},
     task::{Task, TaskCounters, TaskSpec, TaskStatus, UserId},
 };
 use serde_json::Value;
@@ -17,8 +17,12 @@ use sqlx::{
 };
 
 use crate::{
-    am::{AccountRecord, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage, Verdict},
+    am::{
+        AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage,
+        Verdict,
+    },
     changed_details, count_pending,
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
     error::{Result, StoreError},
     import::{ImportRequest, ImportStart},
     model::{
@@ -33,6 +37,7 @@ use crate::{
 
 mod am;
 mod audience;
+mod engine;
 mod world;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -505,6 +510,10 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn account_secrets(&self, account_id: &str) -> Result<Option<AccountSecrets>> {
+        self.account_secrets_impl(account_id).await
+    }
+
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool> {
         self.delete_account_impl(user, id, now, meta).await
     }
@@ -610,5 +619,109 @@ impl Store for SqliteStore {
 
     async fn world_record(&self) -> Result<(Vec<WorldCall>, Vec<WorldDelivery>)> {
         self.world_record_impl().await
+    }
+
+    async fn transition_task(
+        &self,
+        user: UserId,
+        id: i64,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        reason: Option<&str>,
+        action: &str,
+        now: DateTime<Utc>,
+        meta: &RequestMeta,
+    ) -> Result<Transition> {
+        self.transition_task_impl(user, id, from, to, reason, action, now, meta)
+            .await
+    }
+
+    async fn engine_transition(
+        &self,
+        task_id: i64,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.engine_transition_impl(task_id, from, to, reason, now).await
+    }
+
+    async fn set_task_reason(&self, task_id: i64, reason: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        self.set_task_reason_impl(task_id, reason, now).await
+    }
+
+    async fn count_running_tasks(&self, user: UserId) -> Result<i64> {
+        self.count_running_tasks_impl(user).await
+    }
+
+    async fn engine_tasks(&self) -> Result<Vec<Task>> {
+        self.engine_tasks_impl().await
+    }
+
+    async fn engine_task(&self, task_id: i64) -> Result<Option<Task>> {
+        self.engine_task_impl(task_id).await
+    }
+
+    async fn target_counts(&self, task_id: i64, now: DateTime<Utc>) -> Result<TargetCounts> {
+        self.target_counts_impl(task_id, now).await
+    }
+
+    async fn claim_target(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Claim>> {
+        self.claim_target_impl(task_id, account_id, now, lease_until).await
+    }
+
+    async fn reclaim_expired_targets(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.reclaim_expired_targets_impl(now).await
+    }
+
+    async fn settle_target(&self, settlement: &Settlement) -> Result<bool> {
+        self.settle_target_impl(settlement).await
+    }
+
+    async fn end_open_targets(
+        &self,
+        task_id: i64,
+        status: TargetStatus,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.end_open_targets_impl(task_id, status, reason, now).await
+    }
+
+    async fn append_logs(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()> {
+        self.append_logs_impl(task_id, logs, now).await
+    }
+
+    async fn recent_outcomes(&self, task_id: i64, n: i64) -> Result<Vec<String>> {
+        self.recent_outcomes_impl(task_id, n).await
+    }
+
+    async fn upsert_task_account(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        status: &str,
+        channel: Option<&Value>,
+        stats: Option<&Value>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.upsert_task_account_impl(task_id, account_id, platform, status, channel, stats, now)
+            .await
+    }
+
+    async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>> {
+        self.task_accounts_impl(task_id).await
+    }
+
+    async fn on_do_not_contact(&self, user: UserId, keys: &[String]) -> Result<bool> {
+        self.on_do_not_contact_impl(user, keys).await
     }
 }

@@ -1,0 +1,118 @@
+//! The campaign engine: lifecycle moves, the scheduler that decides what runs next, the queues that
+//! carry it, the workers that execute one action each, and the live events between processes.
+//!
+//! Nothing here counts or sleeps for a limit: the Account Manager decides when an account may act, and
+//! every wait is a time written in the store, so a restart loses nothing and the simulator can jump
+//! its virtual clock from one wake-up to the next through this same code.
+
+pub mod events;
+pub mod failpoints;
+pub mod lifecycle;
+pub mod queue;
+pub mod scheduler;
+pub mod worker;
+
+use std::{sync::Arc, time::Duration as StdDuration};
+
+use account_manager::{sealing::Sealer, AccountManager};
+use chrono::Duration;
+use clock::SharedClock;
+use domain::{
+    outcome::AmAction,
+    task::{ActionType, Task},
+};
+use platforms::{
+    sandbox::SandboxWorld,
+    telegram::{TelegramConfig, TelegramStrategy},
+    InviteStrategy,
+};
+use store::{AccountKind, SharedStore};
+
+use self::{events::Events, queue::JobQueue};
+
+/// How the engine behaves; every value is configuration (see `config.rs`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Running (in progress or paused) tasks a user may have at once.
+    pub max_running_tasks: i64,
+    /// A scheduled task more than this late (the service was down) is not started.
+    pub start_lateness: Duration,
+    /// Tries of one target that failed for transient reasons before it is given up.
+    pub max_attempts: i64,
+    /// Backoff after a transient failure: `retry_base × 2^attempts`, up to `retry_max`, with jitter.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// When a message whose outcome is unknown is retried (by the same account, same random id).
+    pub unknown_retry_after: Duration,
+    /// The circuit breaker looks at this many recent actions of a task…
+    pub breaker_window: i64,
+    /// …and pauses the task when this share of them failed for reasons that are not the targets' own.
+    pub breaker_ratio: f64,
+    /// What a template placeholder without a value renders as.
+    pub template_fallback: String,
+    /// The longest the scheduler sleeps without an event (a safety net; it wakes at stored times).
+    pub idle_wake: StdDuration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: 10,
+            start_lateness: Duration::hours(1),
+            max_attempts: 5,
+            retry_base: Duration::seconds(30),
+            retry_max: Duration::hours(1),
+            unknown_retry_after: Duration::minutes(10),
+            breaker_window: 20,
+            breaker_ratio: 0.8,
+            template_fallback: String::new(),
+            idle_wake: StdDuration::from_secs(30),
+        }
+    }
+}
+
+/// The adapters, by the kind of account: a connected session talks to Telegram, a sandbox account
+/// to the sandbox world — the same Telegram adapter over two carriers.
+pub struct Platforms {
+    live: TelegramStrategy,
+    sandbox: TelegramStrategy,
+}
+
+impl Platforms {
+    pub fn new(telegram: TelegramConfig, world: Arc<SandboxWorld>) -> Self {
+        Self {
+            live: TelegramStrategy::new(telegram),
+            sandbox: TelegramStrategy::over(world),
+        }
+    }
+
+    pub fn for_kind(&self, kind: AccountKind) -> &dyn InviteStrategy {
+        match kind {
+            AccountKind::Sandbox => &self.sandbox,
+            AccountKind::Session => &self.live,
+        }
+    }
+}
+
+/// Everything the scheduler and the workers share.
+pub struct Engine {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub am: Arc<AccountManager>,
+    pub platforms: Platforms,
+    pub sealer: Arc<Sealer>,
+    pub queue: Arc<dyn JobQueue>,
+    pub events: Arc<dyn Events>,
+    pub config: EngineConfig,
+}
+
+/// The Account Manager action a task's main call is, and the channel its limits are counted in.
+pub fn main_action(task: &Task) -> (AmAction, Option<String>) {
+    match task.spec.action_type {
+        ActionType::InviteToGroup => (
+            AmAction::Invite,
+            task.spec.target_channel.as_ref().map(|c| c.to_string()),
+        ),
+        ActionType::SendMessage => (AmAction::Message, None),
+    }
+}

@@ -1,0 +1,211 @@
+//! Campaigns run by the engine in this process, over HTTP, on the sandbox world with a compressed
+//! policy that still binds: lifecycle moves and their refusals, priorities, completion, and the
+//! world's audit of what was done.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Seconds instead of minutes and hours: 1 s between invites of an account, 3 per 15 s per account,
+/// 2 per 10 s per account and channel — so the limits bind within a test's run.
+const COMPRESSED: &str = r#"{"telegram": {
+    "invite": {"per_account": [{"cap": 3, "period": "15s"}], "per_channel": [{"cap": 2, "period": "10s"}], "pause": ["1s", "1s"]},
+    "message": {"per_account": [{"cap": 3, "period": "60s"}], "pause": ["1s", "1s"]},
+    "resolve_username": {"per_account": [{"cap": 100, "period": "60s"}], "pause": ["0s", "0s"]},
+    "channel_lookup": {"pause": ["0s", "0s"]}
+}, "lease_ttl": "30s"}"#;
+
+async fn live(backend: Backend) -> TestApp {
+    spawn_live_app(backend, &[("INVITE_POLICY", COMPRESSED), ("INVITE_WORKERS", "3")]).await
+}
+
+async fn sandbox_accounts(app: &TestApp, user: i64, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = app
+            .call(
+                Method::POST,
+                "/accounts",
+                Some(user),
+                Some(json!({"platform": "telegram", "name": format!("Sandbox {i}"), "sandbox": true})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn task_with_targets(app: &TestApp, user: i64, body: Value, people: &[String]) -> i64 {
+    let task = app.create(user, body).await;
+    let id = task["id"].as_i64().unwrap();
+    let csv = std::iter::once("username".to_owned())
+        .chain(people.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = app
+        .upload(
+            "/import/file",
+            user,
+            "people.csv",
+            csv.into_bytes(),
+            &[("task_id", &id.to_string())],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    id
+}
+
+async fn status_of(app: &TestApp, user: i64, id: i64) -> Value {
+    app.call(Method::GET, &format!("/tasks/{id}"), Some(user), None)
+        .await
+        .body
+}
+
+async fn wait_for(app: &TestApp, user: i64, id: i64, status: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let task = status_of(app, user, id).await;
+        if task["status"] == status {
+            return task;
+        }
+        if Instant::now() >= deadline {
+            let logs = app.dump_table("invite_execution_logs").await;
+            let grants = app.dump_table("am_grants").await;
+            let targets = app.dump_table("invite_targets").await;
+            panic!("task {id} did not become {status}: {task}\nlogs:\n{logs}\ngrants:\n{grants}\ntargets:\n{targets}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn people(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
+}
+
+async fn a_campaign_runs_to_completion_within_the_compressed_limits(backend: Backend) {
+    let app = live(backend).await;
+    sandbox_accounts(&app, 1, 2).await;
+    let audience = people("campaign", 8);
+    let id = task_with_targets(
+        &app,
+        1,
+        json!({"name": "Launch", "action_type": "invite_to_group", "target_channel": "@launch_group"}),
+        &audience,
+    )
+    .await;
+    let started = app
+        .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    assert_eq!(started.body["status"], "IN_PROGRESS");
+    let again = app
+        .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.detail().contains("IN_PROGRESS"), "{}", again.detail());
+
+    let done = wait_for(&app, 1, id, "COMPLETED", Duration::from_secs(60)).await;
+    let targets = app
+        .call(
+            Method::GET,
+            &format!("/tasks/{id}/targets?page_size=100"),
+            Some(1),
+            None,
+        )
+        .await
+        .body;
+    let items = targets["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8);
+    for t in items {
+        let final_states = ["succeeded", "already_done", "failed", "skipped"];
+        assert!(final_states.contains(&t["status"].as_str().unwrap()), "{t}");
+    }
+    let succeeded = items.iter().filter(|t| t["status"] == "succeeded").count() as i64;
+    assert_eq!(done["completed_count"].as_i64().unwrap(), succeeded, "{done}");
+    app.stop().await;
+}
+
+async fn a_start_without_targets_or_accounts_is_refused_and_says_why(backend: Backend) {
+    let app = live(backend).await;
+    let body = json!({"name": "Empty", "action_type": "invite_to_group", "target_channel": "@launch_group"});
+    let empty = app.create(1, body.clone()).await["id"].as_i64().unwrap();
+    let r = app
+        .call(Method::POST, &format!("/tasks/{empty}/start"), Some(1), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.detail().contains("no targets"), "{}", r.detail());
+
+    let id = task_with_targets(&app, 1, body, &people("nobody", 2)).await;
+    let r = app
+        .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.detail().contains("no usable telegram account"), "{}", r.detail());
+
+    let r = app
+        .call(Method::POST, &format!("/tasks/{id}/pause"), Some(1), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.detail().contains("PENDING"), "{}", r.detail());
+    let other = app
+        .call(Method::POST, &format!("/tasks/{id}/cancel"), Some(2), None)
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another user's task is not there");
+    let cancelled = app
+        .call(Method::POST, &format!("/tasks/{id}/cancel"), Some(1), None)
+        .await;
+    assert_eq!(cancelled.body["status"], "CANCELLED", "{}", cancelled.body);
+    app.stop().await;
+}
+
+async fn pause_stops_new_actions_and_resume_continues(backend: Backend) {
+    let app = live(backend).await;
+    sandbox_accounts(&app, 1, 1).await;
+    let id = task_with_targets(
+        &app,
+        1,
+        json!({"name": "Slow", "action_type": "invite_to_group", "target_channel": "@launch_group"}),
+        &people("paused", 4),
+    )
+    .await;
+    app.call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let paused = app
+        .call(Method::POST, &format!("/tasks/{id}/pause"), Some(1), None)
+        .await;
+    assert_eq!(paused.body["status"], "PAUSED", "{}", paused.body);
+    // At most the action in flight finishes; nothing new starts while paused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_pause = status_of(&app, 1, id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = status_of(&app, 1, id).await;
+    let done = |t: &Value| {
+        ["completed_count", "failed_count", "skipped_count"]
+            .iter()
+            .map(|k| t[k].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert_eq!(
+        done(&at_pause),
+        done(&later),
+        "no action while paused: {at_pause} {later}"
+    );
+    assert!(done(&later) < 4);
+    let resumed = app
+        .call(Method::POST, &format!("/tasks/{id}/resume"), Some(1), None)
+        .await;
+    assert_eq!(resumed.body["status"], "IN_PROGRESS");
+    wait_for(&app, 1, id, "COMPLETED", Duration::from_secs(60)).await;
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    a_campaign_runs_to_completion_within_the_compressed_limits,
+    a_start_without_targets_or_accounts_is_refused_and_says_why,
+    pause_stops_new_actions_and_resume_continues,
+);
