@@ -16,7 +16,12 @@ use platforms::{sandbox::SandboxWorld, telegram::TelegramConfig};
 use crate::{
     api::{self, auth::Authenticator, AppState},
     config::Config,
-    engine::{events::Local, queue::memory::MemoryQueue, scheduler::Scheduler, worker, Engine, Platforms},
+    engine::{
+        events::{redis::RedisEvents, Events, Local},
+        queue::{memory::MemoryQueue, rabbitmq::RabbitQueue, JobQueue},
+        scheduler::Scheduler,
+        worker, Engine, Platforms,
+    },
     integrations::parsing_service::ParsingServiceClient,
     secrets::{self, Secret},
     telemetry::Metrics,
@@ -91,7 +96,8 @@ pub async fn prepare_schema(store: &SharedStore, schema: Schema) -> anyhow::Resu
 
 /// A running API server.
 pub struct Running {
-    pub addr: SocketAddr,
+    /// Where the API listens (None for a worker process).
+    pub addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
@@ -112,12 +118,42 @@ impl Running {
     }
 }
 
+/// The work queue: RabbitMQ when `CELERY_BROKER_URL` is set (the platform), else in-process.
+async fn queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
+    Ok(match &config.broker_url {
+        Some(url) => {
+            let q = RabbitQueue::connect_with_prefix(url.as_str(), &config.queue_prefix)
+                .await
+                .context("cannot reach CELERY_BROKER_URL")?;
+            tracing::info!("work queues: RabbitMQ");
+            Arc::new(q)
+        }
+        None => Arc::new(MemoryQueue::default()),
+    })
+}
+
+/// Live events: Redis pub/sub when `REDIS_URL` is set (several processes), else in-process.
+async fn events(config: &Config) -> anyhow::Result<Arc<dyn Events>> {
+    Ok(match &config.redis_url {
+        Some(url) => {
+            let e = RedisEvents::connect_with_prefix(url.as_str(), &config.queue_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach REDIS_URL: {e}"))?;
+            tracing::info!("live events: Redis");
+            e
+        }
+        None => Arc::new(Local::default()),
+    })
+}
+
 /// What a process runs besides the API: the scheduler and workers (standalone `serve`), or nothing
 /// (`api`; workers run elsewhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Roles {
     ApiOnly,
     ApiAndEngine,
+    /// `worker`: the scheduler (while it leads) and workers, no HTTP.
+    EngineOnly,
 }
 
 /// Starts the HTTP API (and `/metrics`) over an opened store, and the engine when asked.
@@ -152,8 +188,8 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             world,
         ),
         sealer: sealer.clone(),
-        queue: Arc::new(MemoryQueue::default()),
-        events: Arc::new(Local::default()),
+        queue: queue(config).await?,
+        events: events(config).await?,
         config: config.engine.clone(),
     });
     let state = AppState {
@@ -179,7 +215,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
     };
     let (shutdown, signal) = watch::channel(false);
     let mut servers = Vec::new();
-    if roles == Roles::ApiAndEngine {
+    if roles != Roles::ApiOnly {
         let scheduler = Arc::new(Scheduler::new(engine.clone()));
         let stop = signal.clone();
         servers.push(tokio::spawn(async move {
@@ -197,6 +233,14 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             workers = config.workers,
             "engine running in this process: scheduler and workers"
         );
+    }
+    if roles == Roles::EngineOnly {
+        return Ok(Running {
+            addr: None,
+            metrics_addr: None,
+            shutdown,
+            servers,
+        });
     }
     let mut app = api::router(state);
     let metrics_addr = match config.metrics_bind {
@@ -216,7 +260,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
     servers.push(serve(listener, app, signal));
     tracing::info!(%addr, metrics = %metrics_addr.unwrap_or(addr), "listening");
     Ok(Running {
-        addr,
+        addr: Some(addr),
         metrics_addr,
         shutdown,
         servers,

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `api`, `migrate`, `token`, `sandbox audit`.
+//! The command line: `serve` (default), `api`, `worker`, `migrate`, `token`, `sandbox audit`.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -43,6 +43,9 @@ enum Command {
     Serve,
     /// The HTTP API alone; refuses to start on a database that `migrate` has not brought up to date.
     Api,
+    /// The engine alone (platform): the scheduler, while this process leads, and workers taking jobs
+    /// from the queues; refuses to start on a database that `migrate` has not brought up to date.
+    Worker,
     /// Applies the embedded database migrations and exits.
     Migrate,
     /// Prints a JWT for a user, signed with the configured secret, to try the API with.
@@ -96,6 +99,7 @@ pub async fn run() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server(&config, clock, Schema::Migrate, app::Roles::ApiAndEngine).await,
         Command::Api => server(&config, clock, Schema::RequireCurrent, app::Roles::ApiOnly).await,
+        Command::Worker => server(&config, clock, Schema::RequireCurrent, app::Roles::EngineOnly).await,
         Command::Migrate => migrate(&config, clock).await,
         Command::Token { user_id, ttl } => token(&config, clock, user_id, ttl),
         Command::Sandbox {
@@ -114,14 +118,6 @@ pub async fn run() -> ExitCode {
 
 async fn server(config: &Config, clock: SharedClock, schema: Schema, roles: app::Roles) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log_filter, clock.clone());
-    for (var, set) in [
-        ("REDIS_URL", config.redis_url.is_some()),
-        ("CELERY_BROKER_URL", config.broker_url.is_some()),
-    ] {
-        if set {
-            tracing::warn!(variable = var, "set, but this build has no engine yet: nothing uses it");
-        }
-    }
     tracing::info!(database = %config.database_url_redacted(), "starting");
     let store = app::open_store(config).await?;
     app::prepare_schema(&store, schema).await?;

@@ -165,6 +165,11 @@ pub const VARIABLES: &[Variable] = &[
         about: "timeout of one Parsing Service call (tried 3 times with backoff)",
     },
     Variable {
+        name: "INVITE_QUEUE_PREFIX",
+        default: "(empty: the spec's queue names)",
+        about: "prefix of the RabbitMQ queue names and the Redis events channel, to share one broker between deployments",
+    },
+    Variable {
         name: "REDIS_URL",
         default: "(unset: in-process)",
         about: "redis:// URL for the shared cache and live events (platform profile)",
@@ -222,6 +227,8 @@ pub struct Config {
     pub engine: crate::engine::EngineConfig,
     /// Workers this process runs (standalone `serve`, `worker`).
     pub workers: usize,
+    /// Prefix of the queue names and the events channel (empty: the spec's names).
+    pub queue_prefix: String,
     pub max_body_bytes: usize,
     pub trust_forwarded_for: bool,
     pub log_filter: String,
@@ -384,6 +391,16 @@ impl Config {
             template_fallback: get("INVITE_TEMPLATE_FALLBACK").unwrap_or_default().to_owned(),
             ..defaults
         };
+        let queue_prefix = get("INVITE_QUEUE_PREFIX").unwrap_or_default().to_owned();
+        if !queue_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(bad(
+                "INVITE_QUEUE_PREFIX",
+                "may hold only letters, digits, '-', '_' and '.'",
+            ));
+        }
         let workers = parse_number("INVITE_WORKERS", get("INVITE_WORKERS"), 4, 1, 256)? as usize;
         let trust_forwarded_for = parse_bool("INVITE_TRUST_FORWARDED_FOR", get("INVITE_TRUST_FORWARDED_FOR"))?;
         let log_filter = get("INVITE_LOG").unwrap_or("info,sqlx=warn").to_string();
@@ -490,6 +507,7 @@ impl Config {
             sandbox_world,
             engine,
             workers,
+            queue_prefix,
             max_body_bytes,
             trust_forwarded_for,
             log_filter,

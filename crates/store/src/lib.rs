@@ -46,6 +46,11 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> Result<()>;
 
+    /// Tries to become the one scheduler leader. PostgreSQL: a session advisory lock held on a connection
+    /// of its own (it is freed when that connection ends, so a dead leader's lock goes with it);
+    /// SQLite: one process owns the file, so it always leads. None while another process leads.
+    async fn try_lead(&self) -> Result<Option<Box<dyn Leadership>>>;
+
     /// Applies the embedded migrations that have not run yet; returns how many ran.
     async fn migrate(&self) -> Result<usize>;
 
@@ -339,6 +344,14 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// Held while this process is the scheduler leader.
+#[async_trait]
+pub trait Leadership: Send {
+    /// The heartbeat: false once the lock is lost (its connection broke), and the process must stop
+    /// scheduling until it leads again.
+    async fn still_leading(&mut self) -> bool;
+}
 
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]

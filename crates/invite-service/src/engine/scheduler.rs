@@ -322,11 +322,38 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Ticks until shutdown: after each tick it sleeps until the next stored wake-up, an event, or the
-    /// idle safety net, whichever comes first.
+    /// Ticks until shutdown while this process leads (one scheduler at a time across processes; the
+    /// others wait to take over). After each tick it sleeps until the next stored wake-up, an event, or
+    /// the idle safety net, whichever comes first.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut events = self.engine.events.subscribe();
+        let idle = self.engine.config.idle_wake;
+        let mut leadership: Option<Box<dyn store::Leadership>> = None;
         loop {
+            let leading = match leadership.as_mut() {
+                Some(l) => store::Leadership::still_leading(l.as_mut()).await,
+                None => match self.engine.store.try_lead().await {
+                    Ok(Some(l)) => {
+                        tracing::info!("scheduler: leading");
+                        leadership = Some(l);
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "scheduler: cannot ask for leadership");
+                        false
+                    }
+                },
+            };
+            if !leading {
+                if leadership.take().is_some() {
+                    tracing::warn!("scheduler: leadership lost; waiting to lead again");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
             let next = match self.tick().await {
                 Ok(t) => t.next_wake,
                 Err(err) => {
@@ -334,7 +361,6 @@ impl Scheduler {
                     None
                 }
             };
-            let idle = self.engine.config.idle_wake;
             let sleep = next
                 .map(|at| (at - self.engine.clock.now()).to_std().unwrap_or_default().min(idle))
                 .unwrap_or(idle);

@@ -154,7 +154,7 @@ async fn spawn(backend: Backend, extra: &[(&str, &str)], live: bool) -> TestApp 
         .await
         .unwrap();
     TestApp {
-        base: format!("http://{}", running.addr),
+        base: format!("http://{}", running.addr.expect("the API listens")),
         client: reqwest::Client::new(),
         clock,
         backend,

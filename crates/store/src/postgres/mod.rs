@@ -42,6 +42,24 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// The advisory lock key of the scheduler leader ("invite-s" in ASCII).
+const SCHEDULER_LOCK: i64 = 0x696e_7669_7465_2d73;
+
+/// The leader's own connection: the lock lives exactly as long as it does.
+struct PgLeadership(sqlx::PgConnection);
+
+#[async_trait]
+impl crate::Leadership for PgLeadership {
+    async fn still_leading(&mut self) -> bool {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted",
+        )
+        .fetch_one(&mut self.0)
+        .await
+        .is_ok_and(|n| n > 0)
+    }
+}
+
 const TASK_COLUMNS: &str = "id, user_id, name, description, platform, action_type, target_channel, message_template, \
      status::text AS status, status_reason, priority::text AS priority, scheduled_start, settings, target_count, \
      completed_count, failed_count, skipped_count, error_message, version, created_at, updated_at, started_at, finished_at";
@@ -173,6 +191,15 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn try_lead(&self) -> Result<Option<Box<dyn crate::Leadership>>> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let led: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SCHEDULER_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(led.then(|| Box::new(PgLeadership(conn)) as Box<dyn crate::Leadership>))
     }
 
     async fn migrate(&self) -> Result<usize> {

@@ -42,6 +42,16 @@ mod world;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// SQLite is one process's file: it always leads.
+struct SoleProcess;
+
+#[async_trait]
+impl crate::Leadership for SoleProcess {
+    async fn still_leading(&mut self) -> bool {
+        true
+    }
+}
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -210,6 +220,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn try_lead(&self) -> Result<Option<Box<dyn crate::Leadership>>> {
+        Ok(Some(Box::new(SoleProcess)))
     }
 
     async fn migrate(&self) -> Result<usize> {

@@ -32,7 +32,7 @@ use lapin::{
         BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
         BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
-    types::{AMQPValue, FieldTable, ShortString},
+    types::{FieldTable, ShortString},
     Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
 };
 use tokio::sync::Notify;
@@ -48,8 +48,6 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 const RECHECK: Duration = Duration::from_secs(10);
 /// How often a waiting worker checks that the connection still stands.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
-/// Queues with a non-empty prefix are scratch queues (tests): the broker deletes them once unused this long.
-const SCRATCH_QUEUE_EXPIRY_MS: i64 = 10 * 60 * 1000;
 
 /// The platform profile's job queues: RabbitMQ, one durable queue per priority.
 ///
@@ -58,7 +56,6 @@ const SCRATCH_QUEUE_EXPIRY_MS: i64 = 10 * 60 * 1000;
 pub struct RabbitQueue {
     /// Holds the credentials: never printed.
     url: String,
-    prefix: String,
     names: [ShortString; 3],
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
 }
@@ -120,13 +117,12 @@ impl RabbitQueue {
         Self::connect_with_prefix(url, "").await
     }
 
-    /// Like [`connect`](Self::connect), with every queue name preceded by `prefix`: `""` in production,
-    /// something unique per test so tests do not share queues. Queues with a non-empty prefix expire
-    /// after ten minutes unused, so a failed test leaves nothing behind for long.
+    /// Like [`connect`](Self::connect), with every queue name preceded by `prefix`
+    /// (`INVITE_QUEUE_PREFIX`: deployments, or tests, sharing one broker). The queues are as durable as
+    /// the unprefixed ones; tests delete theirs with [`RabbitQueue::delete_queues`].
     pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<Self, QueueError> {
         let queue = Self {
             url: url.to_owned(),
-            prefix: prefix.to_owned(),
             names: PRIORITIES.map(|p| format!("{prefix}{}", queue_name(p)).into()),
             link: tokio::sync::Mutex::new(None),
         };
@@ -204,10 +200,7 @@ impl RabbitQueue {
             consume.basic_qos(1, BasicQosOptions { global: false }),
         )
         .await?;
-        let mut arguments = FieldTable::default();
-        if !self.prefix.is_empty() {
-            arguments.insert("x-expires".into(), AMQPValue::LongLongInt(SCRATCH_QUEUE_EXPIRY_MS));
-        }
+        let arguments = FieldTable::default();
         let options = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
