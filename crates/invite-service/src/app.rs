@@ -99,6 +99,8 @@ pub struct Running {
     /// Where the API listens (None for a worker process).
     pub addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    /// The engine this process serves (its scheduler and workers run only in `serve` and `worker`).
+    pub engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -238,6 +240,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         return Ok(Running {
             addr: None,
             metrics_addr: None,
+            engine,
             shutdown,
             servers,
         });
@@ -262,6 +265,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
     Ok(Running {
         addr: Some(addr),
         metrics_addr,
+        engine,
         shutdown,
         servers,
     })

@@ -158,6 +158,38 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({"204": {"description": "Deleted"}}), &["401", "404", "409", "422", "503"])
                 }
             },
+            "/api/v1/invite/tasks/{task_id}/start": {
+                "post": {
+                    "tags": ["tasks"], "summary": "Start a task",
+                    "description": "PENDING → IN_PROGRESS. 409 (naming the reason) when the task has no targets, the user has no usable account on its platform, or already runs the most tasks allowed (INVITE_MAX_RUNNING_TASKS). With a `scheduled_start` in the future the task stays PENDING with reason \"scheduled for …\" and starts by itself then (not when more than INVITE_START_LATENESS_MINUTES late). 409 names the current status when the move is not allowed from it.",
+                    "parameters": [task_id_param()],
+                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}/pause": {
+                "post": {
+                    "tags": ["tasks"], "summary": "Pause a running task",
+                    "description": "IN_PROGRESS → PAUSED. New actions stop at once in every process; an action in flight finishes and is recorded. 409 names the current status when the move is not allowed from it.",
+                    "parameters": [task_id_param()],
+                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}/resume": {
+                "post": {
+                    "tags": ["tasks"], "summary": "Resume a paused task",
+                    "description": "PAUSED → IN_PROGRESS (also after a circuit breaker paused it). 409 names the current status when the move is not allowed from it.",
+                    "parameters": [task_id_param()],
+                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "503"])
+                }
+            },
+            "/api/v1/invite/tasks/{task_id}/cancel": {
+                "post": {
+                    "tags": ["tasks"], "summary": "Cancel a task",
+                    "description": "PENDING, IN_PROGRESS or PAUSED → CANCELLED; targets not yet reached stay as they are. 409 names the current status when the move is not allowed from it.",
+                    "parameters": [task_id_param()],
+                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "503"])
+                }
+            },
             "/api/v1/invite/import/file": {
                 "post": {
                     "tags": ["audience"], "summary": "Import targets from a file",

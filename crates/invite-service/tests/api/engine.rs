@@ -209,3 +209,95 @@ crate::on_both_backends!(
     a_start_without_targets_or_accounts_is_refused_and_says_why,
     pause_stops_new_actions_and_resume_continues,
 );
+
+/// The scheduler driven by hand on the manual clock (the in-process one runs too: two schedulers at
+/// once must be harmless, claims are conditional).
+mod scheduled {
+    use chrono::Duration as ChronoDuration;
+    use invite_service::engine::scheduler::Scheduler;
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    use super::{people, sandbox_accounts, status_of, task_with_targets};
+    use crate::support::*;
+
+    async fn a_scheduled_task_starts_by_itself_unless_it_is_too_late(backend: Backend) {
+        let app = spawn_app(backend).await;
+        sandbox_accounts(&app, 1, 1).await;
+        let scheduler = Scheduler::new(app.engine());
+        let at = start_time() + ChronoDuration::minutes(10);
+        let body = |name: &str| {
+            json!({"name": name, "action_type": "invite_to_group", "target_channel": "@launch_group",
+                   "scheduled_start": at.to_rfc3339()})
+        };
+        let id = task_with_targets(&app, 1, body("On time"), &people("ontime", 2)).await;
+        let started = app
+            .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+        assert_eq!(started.body["status"], "PENDING");
+        assert!(
+            started.body["status_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("scheduled for"),
+            "{}",
+            started.body
+        );
+        let tick = scheduler.tick().await.unwrap();
+        assert_eq!(tick.next_wake, Some(at), "it wakes at the scheduled time, not before");
+        assert_eq!(status_of(&app, 1, id).await["status"], "PENDING");
+        app.clock.advance(ChronoDuration::minutes(10));
+        scheduler.tick().await.unwrap();
+        assert_eq!(status_of(&app, 1, id).await["status"], "IN_PROGRESS");
+
+        let soon = clock::Clock::now(&app.clock) + ChronoDuration::minutes(5);
+        let late_body = json!({"name": "Late", "action_type": "invite_to_group", "target_channel": "@launch_group",
+                               "scheduled_start": soon.to_rfc3339()});
+        let late = task_with_targets(&app, 1, late_body, &people("late", 2)).await;
+        app.call(Method::POST, &format!("/tasks/{late}/start"), Some(1), None)
+            .await;
+        app.clock.advance(ChronoDuration::hours(2));
+        scheduler.tick().await.unwrap();
+        let t = status_of(&app, 1, late).await;
+        assert_eq!(t["status"], "PENDING", "{t}");
+        assert!(t["status_reason"].as_str().unwrap().starts_with("not started"), "{t}");
+        app.stop().await;
+    }
+
+    async fn more_running_tasks_than_allowed_are_refused(backend: Backend) {
+        let app = spawn_app_with(backend, &[("INVITE_MAX_RUNNING_TASKS", "1")]).await;
+        sandbox_accounts(&app, 1, 1).await;
+        let body = json!({"name": "A", "action_type": "invite_to_group", "target_channel": "@launch_group"});
+        let a = task_with_targets(&app, 1, body.clone(), &people("first", 2)).await;
+        let b = task_with_targets(&app, 1, body, &people("second", 2)).await;
+        let r = app
+            .call(Method::POST, &format!("/tasks/{a}/start"), Some(1), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = app
+            .call(Method::POST, &format!("/tasks/{b}/start"), Some(1), None)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(r.detail().contains("the most one user may have is 1"), "{}", r.detail());
+        // Another user is not held back by this one's tasks.
+        sandbox_accounts(&app, 2, 1).await;
+        let c = task_with_targets(
+            &app,
+            2,
+            json!({"name": "C", "action_type": "invite_to_group", "target_channel": "@launch_group"}),
+            &people("third", 1),
+        )
+        .await;
+        let r = app
+            .call(Method::POST, &format!("/tasks/{c}/start"), Some(2), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        app.stop().await;
+    }
+
+    crate::on_both_backends!(
+        a_scheduled_task_starts_by_itself_unless_it_is_too_late,
+        more_running_tasks_than_allowed_are_refused,
+    );
+}

@@ -201,6 +201,11 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The engine of the service, to drive its scheduler by hand on the manual clock.
+    pub fn engine(&self) -> std::sync::Arc<invite_service::engine::Engine> {
+        self.running.engine.clone()
+    }
+
     pub fn token(&self, user: i64) -> String {
         self.auth.issue(UserId::new(user).unwrap(), Duration::hours(1))
     }
