@@ -249,6 +249,7 @@ impl Action<'_> {
         self.log(action.as_str(), status, report.outcome, &report.detail);
         self.settle(report.outcome, &report.detail).await?;
         failpoints::hit("after_commit");
+        self.count_use(report.outcome).await?;
         self.circuit_breaker().await
     }
 
@@ -484,6 +485,38 @@ impl Action<'_> {
                 self.give_back(None, detail).await
             }
         }
+    }
+
+    /// Counts the action on the task's account row (`invite_task_accounts.stats`): one writer per row,
+    /// since the account's lease lets it act once at a time.
+    async fn count_use(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        let e = self.e;
+        let row = e
+            .store
+            .task_accounts(self.task.id)
+            .await?
+            .into_iter()
+            .find(|a| a.account_id == self.account_id);
+        let status = row.as_ref().map_or("active".to_owned(), |r| r.status.clone());
+        let mut stats = row
+            .map(|r| r.stats)
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        let bump = |v: &mut Value| *v = json!(v.as_i64().unwrap_or(0) + 1);
+        bump(&mut stats["actions"]);
+        bump(&mut stats["outcomes"][outcome.as_str()]);
+        e.store
+            .upsert_task_account(
+                self.task.id,
+                self.account_id,
+                self.task.spec.platform.as_str(),
+                &status,
+                None,
+                Some(&stats),
+                e.clock.now(),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn exclude(&mut self, why: &str) -> anyhow::Result<()> {

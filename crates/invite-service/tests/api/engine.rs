@@ -97,6 +97,10 @@ async fn a_campaign_runs_to_completion_within_the_compressed_limits(backend: Bac
         &audience,
     )
     .await;
+    // Opted out after the import: checked again right before the call.
+    let opt_out = json!({"entries": [{"value": format!("@{}", audience[3])}]});
+    let r = app.call(Method::POST, "/do-not-contact", Some(1), Some(opt_out)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let started = app
         .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
         .await;
@@ -124,7 +128,21 @@ async fn a_campaign_runs_to_completion_within_the_compressed_limits(backend: Bac
         let final_states = ["succeeded", "already_done", "failed", "skipped"];
         assert!(final_states.contains(&t["status"].as_str().unwrap()), "{t}");
     }
+    let opted_out = items.iter().find(|t| t["username"] == audience[3].as_str()).unwrap();
+    assert_eq!(
+        (opted_out["status"].as_str(), opted_out["reason"].as_str()),
+        (Some("skipped"), Some("do_not_contact"))
+    );
     let succeeded = items.iter().filter(|t| t["status"] == "succeeded").count() as i64;
+    // Which accounts served the task, and how much.
+    let served = app.engine().store.task_accounts(id).await.unwrap();
+    assert_eq!(served.len(), 2, "{served:?}");
+    let actions: i64 = served.iter().map(|a| a.stats["actions"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(actions, 7, "eight targets, one opted out: {served:?}");
+    assert!(
+        served.iter().all(|a| a.status == "active" && a.channel.is_some()),
+        "{served:?}"
+    );
     assert_eq!(done["completed_count"].as_i64().unwrap(), succeeded, "{done}");
     app.stop().await;
 }
