@@ -315,6 +315,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
 
+    /// Ends, as `unknown`, the open targets of a task pinned to an account that is not in `usable` (a
+    /// message whose outcome is unknown may be retried only by its account; when that account can no
+    /// longer send, nobody may); counted as failed. Returns how many.
+    async fn end_orphaned_pins(&self, task_id: i64, usable: &[String], reason: &str, now: DateTime<Utc>)
+        -> Result<u64>;
+
     /// Appends rows to a task's execution log.
     async fn append_logs(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()>;
 

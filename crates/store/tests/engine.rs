@@ -1114,6 +1114,56 @@ async fn the_do_not_contact_check_matches_any_key(backend: Backend) {
     );
 }
 
+async fn a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    let (task, ids) = running_task(s, 3).await;
+    let first = claim(s, task.id, "acc-a", t(10)).await.unwrap();
+    let mut pinned = give_back(&first, t(11), None, Some("acc-a"));
+    pinned.count_attempt = true;
+    assert!(s.settle_target(&pinned).await.unwrap());
+    let second = claim(s, task.id, "acc-b", t(12)).await.unwrap();
+    assert!(s
+        .settle_target(&give_back(&second, t(13), None, Some("acc-b")))
+        .await
+        .unwrap());
+
+    // acc-a still sends: nothing ends; then only acc-b is usable: acc-a's pin ends, acc-b's stays.
+    let usable = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        s.end_orphaned_pins(task.id, &usable(&["acc-a", "acc-b"]), "gone", t(14))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.end_orphaned_pins(task.id, &usable(&["acc-b"]), "unknown_account_gone", t(15))
+            .await
+            .unwrap(),
+        1
+    );
+    let ended = target(s, user(1), task.id, ids[0]).await;
+    assert_eq!(
+        (ended.status, ended.reason.as_deref()),
+        (TargetStatus::Unknown, Some("unknown_account_gone"))
+    );
+    assert_eq!(target(s, user(1), task.id, ids[1]).await.status, TargetStatus::Pending);
+    assert_eq!(
+        target(s, user(1), task.id, ids[2]).await.status,
+        TargetStatus::Pending,
+        "unpinned ones stay"
+    );
+    // No usable account at all: every pin ends.
+    assert_eq!(
+        s.end_orphaned_pins(task.id, &[], "unknown_account_gone", t(16))
+            .await
+            .unwrap(),
+        1
+    );
+    let task = s.engine_task(task.id).await.unwrap().unwrap();
+    assert_eq!(task.counters.failed_count, 2, "counted as failed");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod engine_on_sqlite {
@@ -1132,6 +1182,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown,
     lifecycle_moves_are_conditional_audited_and_timed,
     engine_moves_are_conditional_and_audited_as_the_systems,
     the_scheduler_sees_running_and_scheduled_tasks,

@@ -120,6 +120,18 @@ impl Scheduler {
                 .iter()
                 .filter(|a| !excluded.contains(&a.id))
                 .collect();
+            let usable: Vec<String> = serving.iter().map(|a| a.id.clone()).collect();
+            let orphaned = e
+                .store
+                .end_orphaned_pins(task.id, &usable, "unknown_account_gone", now)
+                .await?;
+            if orphaned > 0 {
+                tracing::warn!(
+                    task_id = task.id,
+                    orphaned,
+                    "messages of unknown outcome whose account can no longer send end as unknown"
+                );
+            }
             if serving.is_empty() && counts.in_progress == 0 {
                 e.store
                     .end_open_targets(

@@ -376,6 +376,34 @@ impl PgStore {
         Ok(ended)
     }
 
+    pub(super) async fn end_orphaned_pins_impl(
+        &self,
+        task_id: i64,
+        usable: &[String],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let column = final_status(TargetStatus::Unknown, "end_orphaned_pins")?;
+        let mut tx = self.pool.begin().await?;
+        let ended = sqlx::query(
+            "UPDATE invite_targets SET status = 'unknown', reason = $1, processed_at = $2, updated_at = $2, \
+             next_attempt_at = NULL WHERE task_id = $3 AND status = 'pending' AND pinned_account IS NOT NULL \
+             AND NOT (pinned_account = ANY($4))",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(task_id)
+        .bind(usable)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ended > 0 {
+            Self::count_into_task(&mut tx, task_id, column, ended as i64, now).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     pub(super) async fn append_logs_impl(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()> {
         if logs.is_empty() {
             return Ok(());

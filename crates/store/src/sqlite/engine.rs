@@ -382,6 +382,40 @@ impl SqliteStore {
         Ok(ended)
     }
 
+    pub(super) async fn end_orphaned_pins_impl(
+        &self,
+        task_id: i64,
+        usable: &[String],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let column = final_status(TargetStatus::Unknown, "end_orphaned_pins")?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE invite_targets SET status = 'unknown', reason = ");
+        q.push_bind(reason)
+            .push(", processed_at = ")
+            .push_bind(micros(now))
+            .push(", updated_at = ")
+            .push_bind(micros(now))
+            .push(", next_attempt_at = NULL WHERE task_id = ")
+            .push_bind(task_id)
+            .push(" AND status = 'pending' AND pinned_account IS NOT NULL");
+        if !usable.is_empty() {
+            q.push(" AND pinned_account NOT IN (");
+            let mut list = q.separated(", ");
+            for a in usable {
+                list.push_bind(a);
+            }
+            q.push(")");
+        }
+        let ended = q.build().execute(&mut *tx).await?.rows_affected();
+        if ended > 0 {
+            Self::count_into_task(&mut tx, task_id, column, ended as i64, now).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     pub(super) async fn append_logs_impl(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()> {
         if logs.is_empty() {
             return Ok(());

@@ -709,6 +709,16 @@ impl Store for SqliteStore {
         self.end_open_targets_impl(task_id, status, reason, now).await
     }
 
+    async fn end_orphaned_pins(
+        &self,
+        task_id: i64,
+        usable: &[String],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.end_orphaned_pins_impl(task_id, usable, reason, now).await
+    }
+
     async fn append_logs(&self, task_id: i64, logs: &[NewLog], now: DateTime<Utc>) -> Result<()> {
         self.append_logs_impl(task_id, logs, now).await
     }
