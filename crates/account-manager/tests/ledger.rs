@@ -10,51 +10,14 @@ use domain::{
     outcome::{AccountProblem, AmAction, ChannelProblem, Outcome},
     UserId,
 };
-use store::{AccountKind, NewAccount, RequestMeta, SharedStore, StoreOptions};
+use store::{AccountKind, NewAccount, RequestMeta, SharedStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use test_db::{admin_url, Backend, TestDb};
 
 struct World {
     store: SharedStore,
     clock: ManualClock,
-    url: String,
-    db_name: Option<String>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        match &self.db_name {
-            Some(name) => {
-                let name = name.clone();
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        use sqlx::{Connection, Executor};
-                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url()).await {
-                            let _ = c
-                                .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-                                .await;
-                        }
-                    });
-                })
-                .join();
-            }
-            None => {
-                let _ = std::fs::remove_file(self.url.trim_start_matches("sqlite:"));
-            }
-        }
-    }
+    db: TestDb,
 }
 
 fn start() -> DateTime<Utc> {
@@ -62,32 +25,11 @@ fn start() -> DateTime<Utc> {
 }
 
 async fn world(backend: Backend) -> World {
-    let unique = format!("am_test_{}", uuid::Uuid::new_v4().simple());
-    let (url, db_name) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite:{}", std::env::temp_dir().join(format!("{unique}.db")).display()),
-            None,
-        ),
-        Backend::Postgres => {
-            use sqlx::{Connection, Executor};
-            let mut c = sqlx::PgConnection::connect(&admin_url())
-                .await
-                .expect("PostgreSQL is required");
-            c.execute(format!("CREATE DATABASE \"{unique}\"").as_str())
-                .await
-                .unwrap();
-            let mut url = url::Url::parse(&admin_url()).unwrap();
-            url.set_path(&unique);
-            (url.to_string(), Some(unique))
-        }
-    };
-    let store = store::open(&url, &StoreOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let db = TestDb::new(backend).await;
     World {
-        store,
+        store: db.store.clone(),
         clock: ManualClock::new(start()),
-        url,
-        db_name,
+        db,
     }
 }
 
@@ -606,7 +548,8 @@ async fn the_manager_fails_closed_when_the_store_is_unreachable() {
     {
         use sqlx::{Connection, Executor};
         let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        c.execute(format!("DROP DATABASE \"{}\" WITH (FORCE)", w.db_name.clone().unwrap()).as_str())
+        let name = w.db.url.rsplit('/').next().unwrap().to_owned();
+        c.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str())
             .await
             .unwrap();
     }

@@ -671,26 +671,7 @@ async fn mtproto_an_invite_link_is_only_looked_up_never_joined() {
                 });
                 Reply::ok(&tl::enums::ChatInvite::Already(tl::types::ChatInviteAlready { chat }))
             } else {
-                Reply::ok(&tl::enums::ChatInvite::Invite(tl::types::ChatInvite {
-                    channel: true,
-                    broadcast: false,
-                    public: false,
-                    megagroup: true,
-                    request_needed: false,
-                    verified: false,
-                    scam: false,
-                    fake: false,
-                    can_refulfill_subscription: false,
-                    title: "Private".into(),
-                    about: None,
-                    photo: tl::enums::Photo::Empty(tl::types::PhotoEmpty { id: 0 }),
-                    participants_count: 10,
-                    participants: None,
-                    color: 0,
-                    subscription_pricing: None,
-                    subscription_form_id: None,
-                    bot_verification: None,
-                }))
+                Reply::ok(&chat_invite("Private", 10))
             }
         } else {
             Reply::Default

@@ -398,3 +398,27 @@ pub fn full_channel(full: tl::types::ChannelFull) -> tl::enums::messages::ChatFu
         users: vec![],
     })
 }
+
+/// `messages.checkChatInvite`'s answer for a chat the account is not in.
+pub fn chat_invite(title: &str, members: i32) -> tl::enums::ChatInvite {
+    tl::enums::ChatInvite::Invite(tl::types::ChatInvite {
+        channel: true,
+        broadcast: false,
+        public: false,
+        megagroup: true,
+        request_needed: false,
+        verified: false,
+        scam: false,
+        fake: false,
+        can_refulfill_subscription: false,
+        title: title.to_owned(),
+        about: None,
+        photo: tl::enums::Photo::Empty(tl::types::PhotoEmpty { id: 0 }),
+        participants_count: members,
+        participants: None,
+        color: 0,
+        subscription_pricing: None,
+        subscription_form_id: None,
+        bot_verification: None,
+    })
+}

@@ -358,26 +358,7 @@ fn decide(
             };
             let seen = chat_as_seen(world, account, chat);
             if lower.starts_with("notmember") {
-                let invite = tl::enums::ChatInvite::Invite(tl::types::ChatInvite {
-                    channel: true,
-                    broadcast: false,
-                    public: false,
-                    megagroup: true,
-                    request_needed: false,
-                    verified: false,
-                    scam: false,
-                    fake: false,
-                    can_refulfill_subscription: false,
-                    title: chat.title.clone(),
-                    about: None,
-                    photo: tl::enums::Photo::Empty(tl::types::PhotoEmpty { id: 0 }),
-                    participants_count: members(world, chat) as i32,
-                    participants: None,
-                    color: 0,
-                    subscription_pricing: None,
-                    subscription_form_id: None,
-                    bot_verification: None,
-                });
+                let invite = objects::chat_invite(&chat.title, members(world, chat) as i32);
                 return look(invite.to_bytes());
             }
             look(tl::enums::ChatInvite::Already(tl::types::ChatInviteAlready { chat: seen }).to_bytes())
