@@ -89,6 +89,8 @@ impl Scheduler {
         let mut running = Vec::new();
         let mut candidates: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut accounts_of_user: HashMap<(i64, String), Vec<AccountRecord>> = HashMap::new();
+        // Per task, the accounts that already know its channel (the others must look it up first).
+        let mut looked_up: HashMap<i64, Vec<String>> = HashMap::new();
         for task in e.store.engine_tasks().await? {
             if task.status != TaskStatus::InProgress {
                 continue;
@@ -108,14 +110,19 @@ impl Scheduler {
             if !accounts_of_user.contains_key(&key) {
                 accounts_of_user.insert(key.clone(), usable_accounts(e, task.user_id, &task).await?);
             }
-            let excluded: Vec<String> = e
-                .store
-                .task_accounts(task.id)
-                .await?
-                .into_iter()
+            let rows = e.store.task_accounts(task.id).await?;
+            let excluded: Vec<String> = rows
+                .iter()
                 .filter(|a| a.status == "excluded")
-                .map(|a| a.account_id)
+                .map(|a| a.account_id.clone())
                 .collect();
+            looked_up.insert(
+                task.id,
+                rows.into_iter()
+                    .filter(|a| a.channel.is_some())
+                    .map(|a| a.account_id)
+                    .collect(),
+            );
             let serving: Vec<&AccountRecord> = accounts_of_user[&key]
                 .iter()
                 .filter(|a| !excluded.contains(&a.id))
@@ -177,13 +184,14 @@ impl Scheduler {
                     )
                 });
             }
-            let mut got: Option<usize> = None;
+            // When the account may act for each task, read first and judged at one instant after all
+            // the reads: a pause ending between two reads must not hand the account to a lower task.
+            let mut options = Vec::new();
             for i in tasks.iter().copied() {
                 let task = &running[i];
                 let (action, channel) = main_action(task);
-                let mut at = match e.am.next_available_at(&account, action, channel.as_deref()).await? {
-                    Some(at) => at,
-                    None => continue,
+                let Some(mut at) = e.am.next_available_at(&account, action, channel.as_deref()).await? else {
+                    continue;
                 };
                 if let Some(r) =
                     e.am.next_available_at(&account, AmAction::ResolveUsername, None)
@@ -191,8 +199,19 @@ impl Scheduler {
                 {
                     at = at.max(r);
                 }
-                // The AM answers "now" by its own clock reading, a moment after this tick's.
-                if at > e.clock.now() {
+                let knows_channel = looked_up.get(&task.id).is_some_and(|a| a.contains(&account));
+                if action == AmAction::Invite && !knows_channel {
+                    if let Some(l) = e.am.next_available_at(&account, AmAction::ChannelLookup, None).await? {
+                        at = at.max(l);
+                    }
+                }
+                options.push((i, at));
+            }
+            let judged_at = e.clock.now();
+            let mut got: Option<usize> = None;
+            for (i, at) in options {
+                let task = &running[i];
+                if at > judged_at {
                     wake = earliest(wake, at);
                     let w = waiting_until.entry(task.id).or_insert(at);
                     *w = (*w).min(at);

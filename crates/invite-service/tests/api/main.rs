@@ -9,6 +9,7 @@ mod engine;
 mod import;
 mod listing;
 mod parsing_service;
+mod priority;
 mod service;
 mod tasks;
 mod validation;
