@@ -22,43 +22,6 @@ async fn live(backend: Backend) -> TestApp {
     spawn_live_app(backend, &[("INVITE_POLICY", COMPRESSED), ("INVITE_WORKERS", "3")]).await
 }
 
-async fn sandbox_accounts(app: &TestApp, user: i64, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let r = app
-            .call(
-                Method::POST,
-                "/accounts",
-                Some(user),
-                Some(json!({"platform": "telegram", "name": format!("Sandbox {i}"), "sandbox": true})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        ids.push(r.body["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
-async fn task_with_targets(app: &TestApp, user: i64, body: Value, people: &[String]) -> i64 {
-    let task = app.create(user, body).await;
-    let id = task["id"].as_i64().unwrap();
-    let csv = std::iter::once("username".to_owned())
-        .chain(people.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let r = app
-        .upload(
-            "/import/file",
-            user,
-            "people.csv",
-            csv.into_bytes(),
-            &[("task_id", &id.to_string())],
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
-    id
-}
-
 async fn status_of(app: &TestApp, user: i64, id: i64) -> Value {
     app.call(Method::GET, &format!("/tasks/{id}"), Some(user), None)
         .await
@@ -80,10 +43,6 @@ async fn wait_for(app: &TestApp, user: i64, id: i64, status: &str, within: Durat
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn people(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
 }
 
 async fn a_campaign_runs_to_completion_within_the_compressed_limits(backend: Backend) {
@@ -236,7 +195,7 @@ mod scheduled {
     use reqwest::{Method, StatusCode};
     use serde_json::json;
 
-    use super::{people, sandbox_accounts, status_of, task_with_targets};
+    use super::status_of;
     use crate::support::*;
 
     async fn a_scheduled_task_starts_by_itself_unless_it_is_too_late(backend: Backend) {

@@ -109,46 +109,6 @@ fn stated_task_order() -> Vec<usize> {
     order
 }
 
-fn people(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
-}
-
-async fn sandbox_accounts(app: &TestApp, user: i64, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let r = app
-            .call(
-                Method::POST,
-                "/accounts",
-                Some(user),
-                Some(json!({"platform": "telegram", "name": format!("Sandbox {i}"), "sandbox": true})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        ids.push(r.body["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
-async fn task_with_targets(app: &TestApp, user: i64, body: Value, audience: &[String]) -> i64 {
-    let id = app.create(user, body).await["id"].as_i64().unwrap();
-    let csv = std::iter::once("username".to_owned())
-        .chain(audience.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let r = app
-        .upload(
-            "/import/file",
-            user,
-            "people.csv",
-            csv.into_bytes(),
-            &[("task_id", &id.to_string())],
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
-    id
-}
-
 /// A task's targets, lowest id first (the order its claims take them).
 async fn targets_of(app: &TestApp, user: i64, id: i64) -> Vec<Value> {
     let r = app

@@ -12,7 +12,7 @@ use invite_service::{
     secrets::Secret,
 };
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 pub const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -339,6 +339,50 @@ async fn read(resp: reqwest::Response) -> Reply {
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     Reply { status, headers, body }
+}
+
+/// Usernames `{prefix}0000`, `{prefix}0001`, …
+pub fn people(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
+}
+
+/// Registers `n` sandbox accounts for the user; their ids.
+pub async fn sandbox_accounts(app: &TestApp, user: i64, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = app
+            .call(
+                Method::POST,
+                "/accounts",
+                Some(user),
+                Some(json!({"platform": "telegram", "name": format!("Sandbox {i}"), "sandbox": true})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// A task with these usernames imported as its audience; its id.
+pub async fn task_with_targets(app: &TestApp, user: i64, body: Value, people: &[String]) -> i64 {
+    let task = app.create(user, body).await;
+    let id = task["id"].as_i64().unwrap();
+    let csv = std::iter::once("username".to_owned())
+        .chain(people.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = app
+        .upload(
+            "/import/file",
+            user,
+            "people.csv",
+            csv.into_bytes(),
+            &[("task_id", &id.to_string())],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    id
 }
 
 /// Runs each listed `async fn name(backend: Backend)` once on SQLite and once on PostgreSQL.
