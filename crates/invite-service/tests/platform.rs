@@ -53,12 +53,12 @@ const PAUSE_POLICY: &str = r#"{"telegram": {
     "channel_lookup": {"pause": ["0s", "0s"]}
 }, "lease_ttl": "30s"}"#;
 
-/// Compressed further so two campaigns finish within the test, yet still binding: 1 s between two
-/// invites or two messages of an account, 4 invites and 3 messages per 10 s per account, 3 invites per
-/// 10 s per account and channel.
+/// Compressed further, still binding, so two campaigns run for ~25 s: 1 s between two invites or two
+/// messages of an account, 3 invites and 2 messages per 10 s per account, 2 invites per 10 s per account
+/// and channel.
 const CRASH_POLICY: &str = r#"{"telegram": {
-    "invite": {"per_account": [{"cap": 4, "period": "10s"}], "per_channel": [{"cap": 3, "period": "10s"}], "pause": ["1s", "1s"]},
-    "message": {"per_account": [{"cap": 3, "period": "10s"}], "pause": ["1s", "1s"]},
+    "invite": {"per_account": [{"cap": 3, "period": "10s"}], "per_channel": [{"cap": 2, "period": "10s"}], "pause": ["1s", "1s"]},
+    "message": {"per_account": [{"cap": 2, "period": "10s"}], "pause": ["1s", "1s"]},
     "resolve_username": {"per_account": [{"cap": 100, "period": "60s"}], "pause": ["0s", "0s"]},
     "channel_lookup": {"pause": ["0s", "0s"]}
 }, "lease_ttl": "30s"}"#;
@@ -783,7 +783,7 @@ async fn platform_workers_killed_after_the_grant_the_call_and_the_commit_lose_no
                     p.workers[slot] = Some(p.spawn_worker(STAGES[stage].failpoint()));
                 }
                 if STAGES[stage] == Stage::Kill {
-                    next_kill = Some(now + Duration::from_millis(rng.gen_range(1000..4000)));
+                    next_kill = Some(now + Duration::from_millis(rng.gen_range(500..2500)));
                 }
             }
             Stage::Kill if next_kill.is_some_and(|at| now >= at) => {
@@ -799,7 +799,7 @@ async fn platform_workers_killed_after_the_grant_the_call_and_the_commit_lose_no
                     stage += 1;
                     stage_log.push(format!("{:?} at {:.1} s", STAGES[stage], began.elapsed().as_secs_f64()));
                 } else {
-                    next_kill = Some(now + Duration::from_millis(rng.gen_range(1000..4000)));
+                    next_kill = Some(now + Duration::from_millis(rng.gen_range(500..2500)));
                 }
             }
             _ => {}
@@ -828,6 +828,23 @@ async fn platform_workers_killed_after_the_grant_the_call_and_the_commit_lose_no
     for w in p.workers.iter_mut().flatten() {
         w.sigterm();
     }
+    println!(
+        "crash supervisor (seed {SEED}): aborts per failpoint {:?}, SIGKILLs {} (planned {}), graceful stops {}; \
+         stages: {}; both tasks COMPLETED after {:.1} s",
+        tally.aborts,
+        tally.kills,
+        tally.planned_kills,
+        tally.stops,
+        stage_log.join(", "),
+        ran_for.as_secs_f64()
+    );
+    for f in ["after_grant", "after_call", "after_commit"] {
+        assert!(
+            tally.aborts.get(f).copied().unwrap_or(0) >= ABORTS_PER_FAILPOINT,
+            "{tally:?}"
+        );
+    }
+    assert!(tally.kills >= 1, "{tally:?}");
 
     // Every target ended exactly once, and the counters say so.
     let mut outcomes = BTreeMap::new();
@@ -862,9 +879,31 @@ async fn platform_workers_killed_after_the_grant_the_call_and_the_commit_lose_no
         outcomes.insert(name, counts);
     }
 
+    println!(
+        "outcomes: invites {:?}, messages {:?}",
+        outcomes["invites"], outcomes["messages"]
+    );
+
     // The world's record: nobody added or messaged twice, nothing beyond the policy.
     let (calls, deliveries) = p.world().await;
     let audit = platforms::sandbox::audit::audit(&calls, &deliveries, &policy(CRASH_POLICY));
+    let repeats: BTreeMap<&str, usize> = calls
+        .iter()
+        .filter(|c| c.answer.contains("RANDOM_ID_DUPLICATE") || c.answer.contains("USER_ALREADY_PARTICIPANT"))
+        .fold(BTreeMap::new(), |mut m, c| {
+            *m.entry(c.answer.as_str()).or_default() += 1;
+            m
+        });
+    println!(
+        "world: {} calls, {} invites and {} messages delivered, {} duplicates, {} violations; repeated calls \
+         answered as already done: {repeats:?}; shortest gap between two invites of one account: {:?} s",
+        audit.calls,
+        audit.invites_delivered,
+        audit.messages_delivered,
+        audit.duplicates,
+        audit.violations,
+        audit.min_seconds_between_invites_of_an_account
+    );
     assert_eq!(audit.duplicates, 0, "{}", audit.to_text());
     assert_eq!(audit.violations, 0, "{}", audit.to_text());
     assert!(calls.iter().all(|c| accounts.contains(&c.account_id)));
@@ -902,40 +941,5 @@ async fn platform_workers_killed_after_the_grant_the_call_and_the_commit_lose_no
         "one delivery per message target that succeeded or was already done"
     );
 
-    for f in ["after_grant", "after_call", "after_commit"] {
-        assert!(
-            tally.aborts.get(f).copied().unwrap_or(0) >= ABORTS_PER_FAILPOINT,
-            "{tally:?}"
-        );
-    }
-    assert!(tally.kills >= 1, "{tally:?}");
-    let repeats: BTreeMap<&str, usize> = calls
-        .iter()
-        .filter(|c| c.answer.contains("RANDOM_ID_DUPLICATE") || c.answer.contains("USER_ALREADY_PARTICIPANT"))
-        .fold(BTreeMap::new(), |mut m, c| {
-            *m.entry(c.answer.as_str()).or_default() += 1;
-            m
-        });
-    println!(
-        "crash supervisor (seed {SEED}): aborts per failpoint {:?}, SIGKILLs {} (planned {}), graceful stops {}; \
-         stages: {}; both tasks COMPLETED after {:.1} s",
-        tally.aborts,
-        tally.kills,
-        tally.planned_kills,
-        tally.stops,
-        stage_log.join(", "),
-        ran_for.as_secs_f64()
-    );
-    println!(
-        "outcomes: invites {:?}, messages {:?}; world: {} calls, {} invites and {} messages delivered, \
-         0 duplicates, 0 violations; repeated calls answered as already done: {repeats:?}; \
-         shortest gap between two invites of one account: {:?} s",
-        outcomes["invites"],
-        outcomes["messages"],
-        audit.calls,
-        audit.invites_delivered,
-        audit.messages_delivered,
-        audit.min_seconds_between_invites_of_an_account
-    );
     p.finish().await;
 }

@@ -315,6 +315,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
 
+    /// None when the claim of this epoch no longer holds the target (a redelivered job for a target
+    /// settled or claimed again since does nothing); else the account the target is pinned to, if any.
+    async fn claim_pin(&self, task_id: i64, target_id: i64, epoch: i64) -> Result<Option<Option<String>>>;
+
+    /// Pins a claimed target to the account about to send it a message, before the send: should the
+    /// worker die between the send and its commit, only this account (same random id) may try again.
+    async fn pin_target(&self, task_id: i64, target_id: i64, epoch: i64, account_id: &str) -> Result<bool>;
+
     /// Ends, as `unknown`, the open targets of a task pinned to an account that is not in `usable` (a
     /// message whose outcome is unknown may be retried only by its account; when that account can no
     /// longer send, nobody may); counted as failed. Returns how many.

@@ -1119,9 +1119,36 @@ async fn a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown(backend: Ba
     let s = &db.store;
     let (task, ids) = running_task(s, 3).await;
     let first = claim(s, task.id, "acc-a", t(10)).await.unwrap();
+    assert_eq!(
+        s.claim_pin(task.id, first.target.id, first.epoch).await.unwrap(),
+        Some(None)
+    );
+    assert_eq!(
+        s.claim_pin(task.id, first.target.id, first.epoch - 1).await.unwrap(),
+        None
+    );
+    assert!(s
+        .pin_target(task.id, first.target.id, first.epoch, "acc-a")
+        .await
+        .unwrap());
+    assert!(!s
+        .pin_target(task.id, first.target.id, first.epoch - 1, "acc-b")
+        .await
+        .unwrap());
+    assert_eq!(
+        s.claim_pin(task.id, first.target.id, first.epoch).await.unwrap(),
+        Some(Some("acc-a".to_owned()))
+    );
     let mut pinned = give_back(&first, t(11), None, Some("acc-a"));
     pinned.count_attempt = true;
     assert!(s.settle_target(&pinned).await.unwrap());
+    assert!(
+        s.claim_pin(task.id, first.target.id, first.epoch)
+            .await
+            .unwrap()
+            .is_none(),
+        "a settled claim is no longer current"
+    );
     let second = claim(s, task.id, "acc-b", t(12)).await.unwrap();
     assert!(s
         .settle_target(&give_back(&second, t(13), None, Some("acc-b")))

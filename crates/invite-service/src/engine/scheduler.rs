@@ -380,8 +380,9 @@ impl Scheduler {
                 if leadership.take().is_some() {
                     tracing::warn!("scheduler: leadership lost; waiting to lead again");
                 }
+                // A follower asks again soon: a dead leader's lock goes with its connection.
                 tokio::select! {
-                    _ = tokio::time::sleep(idle) => continue,
+                    _ = tokio::time::sleep(idle.min(std::time::Duration::from_secs(3))) => continue,
                     _ = shutdown.changed() => return,
                 }
             }

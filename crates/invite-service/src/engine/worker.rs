@@ -45,6 +45,8 @@ struct Action<'a> {
     account_id: &'a str,
     epoch: i64,
     attempts: i64,
+    /// The account this target may go to only (a message that may have been sent through it).
+    pinned: Option<String>,
     logs: Vec<NewLog>,
 }
 
@@ -117,6 +119,17 @@ async fn process(
     epoch: i64,
     attempts: i64,
 ) -> anyhow::Result<()> {
+    // A job delivered again (its worker died after committing, or the broker redelivered it) finds its
+    // claim settled or moved on: it does nothing at all.
+    let Some(pinned) = e.store.claim_pin(task_id, target_id, epoch).await? else {
+        tracing::info!(
+            task_id,
+            target_id,
+            epoch,
+            "worker: a stale job (its claim moved on): nothing done"
+        );
+        return Ok(());
+    };
     let Some(task) = e.store.engine_task(task_id).await? else {
         return Ok(());
     };
@@ -128,6 +141,7 @@ async fn process(
         account_id,
         epoch,
         attempts,
+        pinned,
         logs: Vec::new(),
     };
     if a.task.status != TaskStatus::InProgress {
@@ -231,6 +245,12 @@ impl Action<'_> {
         let report = match &room {
             Some(room) => client.invite(room, &peer).await,
             None => {
+                // Pinned before the send: a worker dying between the send and its commit leaves the
+                // target to this account alone, which Telegram dedups by random id.
+                e.store
+                    .pin_target(self.task.id, self.target_id, self.epoch, self.account_id)
+                    .await?;
+                self.pinned = Some(self.account_id.to_owned());
                 let text = self.render(&peer);
                 let key = DeliveryKey {
                     task_id: self.task.id,
@@ -420,9 +440,11 @@ impl Action<'_> {
         self.commit(s).await
     }
 
-    /// The target goes back without counting a try (the account, not the target, could not act).
+    /// The target goes back without counting a try (the account, not the target, could not act),
+    /// keeping its pin: a message that may have gone out through an account stays with it.
     async fn give_back(&mut self, at: Option<DateTime<Utc>>, detail: &str) -> anyhow::Result<()> {
-        self.reschedule(at, None, false, detail).await
+        let pin = self.pinned.clone();
+        self.reschedule(at, pin, false, detail).await
     }
 
     async fn commit(&mut self, s: Settlement) -> anyhow::Result<()> {

@@ -376,6 +376,44 @@ impl PgStore {
         Ok(ended)
     }
 
+    pub(super) async fn claim_pin_impl(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+    ) -> Result<Option<Option<String>>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT pinned_account FROM invite_targets WHERE id = $1 AND task_id = $2 AND lease_epoch = $3 \
+             AND status = 'in_progress'",
+        )
+        .bind(target_id)
+        .bind(task_id)
+        .bind(epoch)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn pin_target_impl(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+        account_id: &str,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE invite_targets SET pinned_account = $1 WHERE id = $2 AND task_id = $3 \
+             AND lease_epoch = $4 AND status = 'in_progress'",
+        )
+        .bind(account_id)
+        .bind(target_id)
+        .bind(task_id)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     pub(super) async fn end_orphaned_pins_impl(
         &self,
         task_id: i64,

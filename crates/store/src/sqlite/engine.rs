@@ -382,6 +382,44 @@ impl SqliteStore {
         Ok(ended)
     }
 
+    pub(super) async fn claim_pin_impl(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+    ) -> Result<Option<Option<String>>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT pinned_account FROM invite_targets WHERE id = ? AND task_id = ? AND lease_epoch = ? \
+             AND status = 'in_progress'",
+        )
+        .bind(target_id)
+        .bind(task_id)
+        .bind(epoch)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    pub(super) async fn pin_target_impl(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+        account_id: &str,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE invite_targets SET pinned_account = ? WHERE id = ? AND task_id = ? \
+             AND lease_epoch = ? AND status = 'in_progress'",
+        )
+        .bind(account_id)
+        .bind(target_id)
+        .bind(task_id)
+        .bind(epoch)
+        .execute(&self.writer)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     pub(super) async fn end_orphaned_pins_impl(
         &self,
         task_id: i64,

@@ -709,6 +709,14 @@ impl Store for SqliteStore {
         self.end_open_targets_impl(task_id, status, reason, now).await
     }
 
+    async fn claim_pin(&self, task_id: i64, target_id: i64, epoch: i64) -> Result<Option<Option<String>>> {
+        self.claim_pin_impl(task_id, target_id, epoch).await
+    }
+
+    async fn pin_target(&self, task_id: i64, target_id: i64, epoch: i64, account_id: &str) -> Result<bool> {
+        self.pin_target_impl(task_id, target_id, epoch, account_id).await
+    }
+
     async fn end_orphaned_pins(
         &self,
         task_id: i64,
