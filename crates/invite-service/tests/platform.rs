@@ -32,6 +32,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use store::{WorldCall, WorldDelivery};
 
+#[path = "common/priority_scenario.rs"]
+mod priority_scenario;
+
+use priority_scenario::ScenarioApi;
+
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -170,6 +175,8 @@ struct Platform {
     dir: PathBuf,
     prefix: String,
     policy: &'static str,
+    /// More variables for every process, set after (so over) the ones above.
+    extra: &'static [(&'static str, &'static str)],
     spawned: usize,
     /// Every process started, for the logs' tails on failure.
     logs: Vec<(String, PathBuf, PathBuf)>,
@@ -185,6 +192,11 @@ struct Platform {
 
 impl Platform {
     async fn start(tag: &str, policy: &'static str) -> Platform {
+        Platform::start_with(tag, policy, &[]).await
+    }
+
+    /// As [`Platform::start`], with more variables for every process it starts.
+    async fn start_with(tag: &str, policy: &'static str, extra: &'static [(&'static str, &'static str)]) -> Platform {
         let db = test_db::TestDb::new(test_db::Backend::Postgres).await;
         let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
         // The broker and Redis must be up: fail, never skip.
@@ -214,6 +226,7 @@ impl Platform {
             dir,
             prefix,
             policy,
+            extra,
             spawned: 0,
             logs: Vec::new(),
             api: None,
@@ -267,6 +280,9 @@ impl Platform {
             .env("INVITE_POLICY", self.policy)
             .env("INVITE_WORKERS", WORKERS_PER_PROCESS)
             .env("INVITE_LOG", "info,sqlx=warn");
+        for (name, value) in self.extra {
+            cmd.env(name, value);
+        }
         cmd
     }
 
@@ -628,6 +644,64 @@ async fn platform_pause_resume_and_cancel_from_the_api_process_reach_the_workers
         millis(cancel_answered),
         millis(cancel_delay),
         invites.len(),
+        began.elapsed().as_secs_f64()
+    );
+    p.finish().await;
+}
+
+impl ScenarioApi for Platform {
+    async fn call(&self, method: Method, path: &str) -> (StatusCode, Value) {
+        Platform::call(self, method, path, None).await
+    }
+
+    async fn sandbox_accounts(&self, n: usize) {
+        Platform::sandbox_accounts(self, n).await;
+    }
+
+    async fn task_with_targets(&self, body: Value, people: &[String]) -> i64 {
+        Platform::task_with_targets(self, body, people).await
+    }
+
+    async fn dump_table(&self, table: &str) -> String {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        rows.join("\n")
+    }
+
+    fn database_url(&self) -> &str {
+        &self.db.url
+    }
+}
+
+/// The priority scenario of `tests/api/priority.rs` (HIGH, NORMAL A, NORMAL B and LOW sharing five
+/// sandbox accounts, in the order stated before they run), here with the scheduler leading from one of
+/// two worker processes and the jobs spread over both, every process on the same compressed policy
+/// and world. Each account is leased per job, so at most five jobs are in flight across the processes,
+/// as in process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_three_priorities_share_five_accounts_in_the_stated_order_across_two_workers() {
+    const EXTRA: &[(&str, &str)] = &[
+        ("INVITE_SANDBOX_WORLD", priority_scenario::WORLD),
+        ("INVITE_WORKERS", "5"),
+    ];
+    let began = Instant::now();
+    let mut p = Platform::start_with("priority", priority_scenario::POLICY, EXTRA).await;
+    for _ in 0..2 {
+        let mut w = p.spawn_worker(None);
+        w.wait_for_log(
+            "engine running in this process: scheduler and workers",
+            Duration::from_secs(30),
+        )
+        .await;
+        p.workers.push(Some(w));
+    }
+    priority_scenario::three_priorities_share_five_accounts_in_the_stated_order(&p).await;
+    println!(
+        "priorities across two worker processes: all four tasks completed in the stated order; {:.1} s",
         began.elapsed().as_secs_f64()
     );
     p.finish().await;
