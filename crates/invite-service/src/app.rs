@@ -193,6 +193,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         queue: queue(config).await?,
         events: events(config).await?,
         config: config.engine.clone(),
+        metrics: metrics.clone(),
     });
     let state = AppState {
         store: store.clone(),
@@ -236,28 +237,32 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             "engine running in this process: scheduler and workers"
         );
     }
+    let metrics_addr = match config.metrics_bind {
+        Some(bind) => {
+            let listener = bind_listener(bind, "INVITE_METRICS_BIND").await?;
+            let addr = listener.local_addr()?;
+            servers.push(serve(listener, api::metrics_router(engine.clone()), signal.clone()));
+            Some(addr)
+        }
+        None => None,
+    };
     if roles == Roles::EngineOnly {
+        // A worker has no API: its metrics are served only on a listener of their own.
+        if let Some(addr) = metrics_addr {
+            tracing::info!(metrics = %addr, "listening for metrics");
+        }
         return Ok(Running {
             addr: None,
-            metrics_addr: None,
+            metrics_addr,
             engine,
             shutdown,
             servers,
         });
     }
     let mut app = api::router(state);
-    let metrics_addr = match config.metrics_bind {
-        Some(bind) => {
-            let listener = bind_listener(bind, "INVITE_METRICS_BIND").await?;
-            let addr = listener.local_addr()?;
-            servers.push(serve(listener, api::metrics_router(metrics), signal.clone()));
-            Some(addr)
-        }
-        None => {
-            app = app.merge(api::metrics_router(metrics));
-            None
-        }
-    };
+    if metrics_addr.is_none() {
+        app = app.merge(api::metrics_router(engine.clone()));
+    }
     let listener = bind_listener(config.bind, "INVITE_BIND").await?;
     let addr = listener.local_addr()?;
     servers.push(serve(listener, app, signal));

@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `api`, `worker`, `migrate`, `token`, `sandbox audit`.
+//! The command line: `serve` (default), `api`, `worker`, `migrate`, `token`, `sandbox audit`,
+//! `simulate`.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -62,6 +63,53 @@ enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// Days of campaigns in seconds: the real scheduler, Account Manager, store (SQLite) and Telegram
+    /// adapter against the sandbox world on a virtual clock, under the configured policy
+    /// (INVITE_POLICY / INVITE_POLICY_FILE). Prints the invites made, the most the policy allows
+    /// (with its formula), the utilisation, and the audit of the world's record. Exits 1 when it finds
+    /// a violation, a duplicate or a lost target.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Sandbox accounts, all the same user's.
+    #[arg(long, default_value_t = 20)]
+    accounts: usize,
+    /// Channels invited to (supergroups unless --broadcast).
+    #[arg(long, default_value_t = 4)]
+    channels: usize,
+    /// Invite tasks, spread over the channels round-robin.
+    #[arg(long, default_value_t = 8)]
+    tasks: usize,
+    /// Targets (usernames), spread over the tasks.
+    #[arg(long, default_value_t = 5000)]
+    targets: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 3.0)]
+    days: f64,
+    /// Seeds the world's people and the Account Manager's pauses.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Make every other channel a broadcast channel (admins may add only its first 200 subscribers;
+    /// the maximum accounts for it).
+    #[arg(long)]
+    broadcast: bool,
+    /// Who the targets are: `accepting` (everyone exists and accepts) or `mixed` (the sandbox's mix of
+    /// unknown usernames, privacy settings, bots…).
+    #[arg(long, value_enum, default_value = "accepting")]
+    audience: crate::sim::Audience,
+    /// Keep the simulation's SQLite database in this file (default: a temporary one in memory).
+    #[arg(long)]
+    db: Option<std::path::PathBuf>,
+    /// Log to stderr with this filter, e.g. `warn` or `invite_service=info` (default: no log), each
+    /// line stamped with the virtual time.
+    #[arg(long)]
+    log: Option<String>,
+    /// Print one JSON object (`actions`, `theoretical_max`, `utilization`, `violations`, `duplicates`,
+    /// `lost`, `wall_seconds`, `observed`, and more).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +153,7 @@ pub async fn run() -> ExitCode {
         Command::Sandbox {
             command: SandboxCommand::Audit { json },
         } => return sandbox_audit(&config, json).await,
+        Command::Simulate(args) => return simulate(&config, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,6 +198,41 @@ async fn sandbox_audit(config: &Config, json: bool) -> ExitCode {
         print!("{}", report.to_text());
     }
     if report.duplicates + report.violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs the simulator and prints its report; the exit code says whether the run was clean.
+async fn simulate(config: &Config, args: SimulateArgs) -> ExitCode {
+    let options = crate::sim::SimOptions {
+        accounts: args.accounts,
+        channels: args.channels,
+        tasks: args.tasks,
+        targets: args.targets,
+        days: args.days,
+        seed: args.seed,
+        broadcast: args.broadcast,
+        audience: args.audience,
+        db: args.db,
+        log: args.log,
+    };
+    let policy = config.policy.clone();
+    let run = tokio::task::spawn_blocking(move || crate::sim::simulate_on_one_cpu(options, policy)).await;
+    let report = match run.map_err(anyhow::Error::from).and_then(|r| r) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report is JSON"));
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.violations + report.duplicates == 0 && report.lost == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -82,7 +82,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "INVITE_METRICS_BIND",
         default: "(unset: /metrics on the API listener)",
-        about: "separate address for the Prometheus /metrics endpoint",
+        about: "separate address for the Prometheus /metrics endpoint (a worker serves its metrics only there)",
     },
     Variable {
         name: "INVITE_MAX_BODY_BYTES",
@@ -118,6 +118,16 @@ pub const VARIABLES: &[Variable] = &[
         name: "INVITE_MAX_ATTEMPTS",
         default: "5",
         about: "tries of one target that failed for transient reasons before it is given up",
+    },
+    Variable {
+        name: "INVITE_LOG_RETENTION_DAYS",
+        default: "30",
+        about: "execution-log rows older than this many days are deleted (targets and the Account Manager's ledger are kept)",
+    },
+    Variable {
+        name: "INVITE_RETENTION_INTERVAL_HOURS",
+        default: "24",
+        about: "how often the leading scheduler queues the retention cleanup",
     },
     Variable {
         name: "INVITE_TEMPLATE_FALLBACK",
@@ -389,6 +399,20 @@ impl Config {
                 100,
             )?),
             template_fallback: get("INVITE_TEMPLATE_FALLBACK").unwrap_or_default().to_owned(),
+            log_retention: chrono::Duration::days(i64::from(parse_number(
+                "INVITE_LOG_RETENTION_DAYS",
+                get("INVITE_LOG_RETENTION_DAYS"),
+                30,
+                1,
+                36_500,
+            )?)),
+            retention_interval: chrono::Duration::hours(i64::from(parse_number(
+                "INVITE_RETENTION_INTERVAL_HOURS",
+                get("INVITE_RETENTION_INTERVAL_HOURS"),
+                24,
+                1,
+                8_760,
+            )?)),
             ..defaults
         };
         let queue_prefix = get("INVITE_QUEUE_PREFIX").unwrap_or_default().to_owned();
@@ -630,6 +654,8 @@ mod tests {
             .starts_with("INVITE_POLICY_FILE: cannot read"));
         assert!(error_of(&[("INVITE_DATA_KEY", "abc")]).starts_with("INVITE_DATA_KEY: "));
         assert!(error_of(&[("INVITE_TELEGRAM_API_ID", "5")]).starts_with("INVITE_TELEGRAM_API_HASH: "));
+        assert!(error_of(&[("INVITE_LOG_RETENTION_DAYS", "0")]).starts_with("INVITE_LOG_RETENTION_DAYS: "));
+        assert!(error_of(&[("INVITE_RETENTION_INTERVAL_HOURS", "x")]).starts_with("INVITE_RETENTION_INTERVAL_HOURS: "));
     }
 
     #[test]

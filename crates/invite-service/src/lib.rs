@@ -11,4 +11,5 @@ pub mod engine;
 pub mod importer;
 pub mod integrations;
 pub mod secrets;
+pub mod sim;
 pub mod telemetry;

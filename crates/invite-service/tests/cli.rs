@@ -387,3 +387,54 @@ async fn sandbox_audit_prints_the_worlds_record_and_fails_on_a_duplicate() {
         }
     }
 }
+
+#[test]
+fn simulate_prints_one_json_object_with_the_figures_and_exits_clean() {
+    let dir = temp_dir("simulate");
+    let out = command(&dir)
+        .args([
+            "simulate",
+            "--accounts",
+            "3",
+            "--channels",
+            "2",
+            "--tasks",
+            "2",
+            "--targets",
+            "300",
+            "--days",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    for key in [
+        "actions",
+        "theoretical_max",
+        "utilization",
+        "violations",
+        "duplicates",
+        "lost",
+        "wall_seconds",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing: {report}");
+    }
+    for key in [
+        "max_invites_per_account_24h",
+        "max_invites_per_account_channel_24h",
+        "max_invites_per_account_channel_total",
+        "min_seconds_between_invites_of_an_account",
+    ] {
+        assert!(report["observed"].get(key).is_some(), "observed.{key} missing: {report}");
+    }
+    assert_eq!(report["theoretical_max"], 90, "3 accounts × 30 a day");
+    assert_eq!(report["actions"], 90);
+    assert_eq!(report["violations"], 0);
+
+    let bad = command(&dir).args(["simulate", "--tasks", "1", "--channels", "2"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--tasks must be at least --channels"));
+}

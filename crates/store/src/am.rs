@@ -203,8 +203,22 @@ pub struct AccountRecord {
     pub api_id: Option<i32>,
     pub session_facts: Value,
     pub lease_until: Option<DateTime<Utc>>,
+    /// Bumped by every lease. The ledger of an account is written only under its lease, so while the
+    /// epoch (and the standing) stays the same, so does what the ledger allows.
+    pub lease_epoch: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What the scheduler reads of every account each time it looks: whether it may act, whether it is at
+/// work, and whether its ledger may have changed since the last look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub id: String,
+    pub platform: String,
+    pub standing: Standing,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub lease_epoch: i64,
 }
 
 /// Grants of one action (and channel) counted since a time, for usage reports.

@@ -8,6 +8,7 @@ mod error;
 mod import;
 mod model;
 mod postgres;
+pub mod report;
 mod sqlite;
 pub mod world;
 
@@ -22,8 +23,8 @@ use domain::{
 use serde_json::Value;
 
 pub use am::{
-    AccountKind, AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing,
-    Usage, Verdict,
+    AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, NewAccount,
+    Standing, Usage, Verdict,
 };
 pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition};
 pub use error::{Result, StoreError};
@@ -33,6 +34,9 @@ pub use model::{
     PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskSortField, UpdateOutcome,
 };
 pub use postgres::PgStore;
+pub use report::{
+    AccountTargetCount, HourCount, LogEntry, LogQuery, OutcomeCount, ReasonCount, TargetOutcome, TaskStats,
+};
 pub use sqlite::SqliteStore;
 pub use world::{
     WorldCall, WorldCallRequest, WorldChannel, WorldChannelRef, WorldDecision, WorldDelivery, WorldEffect, WorldView,
@@ -145,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_accounts(&self, user: UserId, platform: Option<&str>) -> Result<Vec<AccountRecord>>;
 
     async fn get_account(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>>;
+
+    /// The user's accounts on every platform, as the scheduler looks at them (a narrow, cheap read).
+    async fn account_states(&self, user: UserId) -> Result<Vec<AccountState>>;
 
     /// Whose account (user id, account id), if any, holds the session with this auth key id — across all
     /// users: one key used from two places draws AUTH_KEY_DUPLICATED.
@@ -276,6 +283,9 @@ pub trait Store: Send + Sync + 'static {
     /// How many of the user's tasks are `IN_PROGRESS` or `PAUSED` (the running-task limit counts both).
     async fn count_running_tasks(&self, user: UserId) -> Result<i64>;
 
+    /// How many tasks of all users are `IN_PROGRESS`, per platform (for the metrics).
+    async fn count_tasks_in_progress(&self) -> Result<Vec<(String, i64)>>;
+
     /// The tasks the scheduler looks after: `IN_PROGRESS`, and `PENDING` ones with a scheduled start
     /// (they start by themselves).
     async fn engine_tasks(&self) -> Result<Vec<Task>>;
@@ -352,9 +362,35 @@ pub trait Store: Send + Sync + 'static {
 
     async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>>;
 
+    /// One account's row of a task, if it has acted or looked there.
+    async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>>;
+
     /// Whether any of these keys (`u:`, `i:`, `p:` as `Identifier::dedup_key` writes them) is on the
     /// user's do-not-contact list.
     async fn on_do_not_contact(&self, user: UserId, keys: &[String]) -> Result<bool>;
+
+    // Reports (see [`report`]). The user's calls answer None when the task is not theirs.
+
+    /// A page of the task's execution log, newest first.
+    async fn task_logs(&self, user: UserId, task_id: i64, query: &LogQuery) -> Result<Option<Page<LogEntry>>>;
+
+    /// The task's outcomes grouped by reason, action outcome, account and UTC hour.
+    async fn task_stats(&self, user: UserId, task_id: i64) -> Result<Option<TaskStats>>;
+
+    /// Up to `limit` of the task's targets with ids above `after_id`, lowest id first: keyset pages, so
+    /// an export of any size reads the table once.
+    async fn report_targets(
+        &self,
+        user: UserId,
+        task_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<TargetOutcome>>>;
+
+    /// Retention (the engine's call): deletes up to `batch` execution-log rows written before `before`,
+    /// oldest first, in one transaction; returns how many. Nothing else is touched: not targets, not
+    /// the Account Manager's ledger.
+    async fn delete_logs_before(&self, before: DateTime<Utc>, batch: i64) -> Result<u64>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

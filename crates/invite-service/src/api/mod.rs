@@ -11,6 +11,7 @@ mod imports;
 mod lifecycle;
 pub mod openapi;
 mod query;
+mod reports;
 pub mod request;
 mod targets;
 mod tasks;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{task_id}/pause", post(lifecycle::pause))
         .route("/tasks/{task_id}/resume", post(lifecycle::resume))
         .route("/tasks/{task_id}/cancel", post(lifecycle::cancel))
+        .route("/tasks/{task_id}/status", get(reports::status))
+        .route("/tasks/{task_id}/stats", get(reports::stats))
+        .route("/tasks/{task_id}/report", get(reports::report))
+        .route("/tasks/{task_id}/logs", get(reports::logs))
         .route(
             "/import/file",
             post(imports::file).layer(DefaultBodyLimit::max(upload_limit)),
@@ -107,13 +112,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /metrics`, in Prometheus' text format.
-pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+/// `GET /metrics`, in Prometheus' text format: the engine's registry, with the gauges read from the
+/// store and the queue as the scrape comes in (so every process reports the service's state).
+pub fn metrics_router(engine: Arc<crate::engine::Engine>) -> Router {
     Router::new().route(
         "/metrics",
-        get(|State(m): State<Arc<Metrics>>| async move {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()).into_response()
+        get(|State(e): State<Arc<crate::engine::Engine>>| async move {
+            let text = e.metrics.scrape(e.store.as_ref(), e.queue.as_ref()).await;
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         })
-        .with_state(metrics),
+        .with_state(engine),
     )
 }

@@ -93,7 +93,7 @@ fn task_fields(required: bool) -> Value {
 
 pub fn document() -> Value {
     let task_paths_errors = ["401", "404", "422", "503"];
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Invite Service API",
@@ -105,6 +105,7 @@ pub fn document() -> Value {
             {"name": "audience", "description": "Importing targets, the validation report, a task's targets"},
             {"name": "do-not-contact", "description": "People who must never be contacted"},
             {"name": "accounts", "description": "The caller's messenger accounts, their standing and limits"},
+            {"name": "reports", "description": "A task's status and completion estimate, statistics, report and execution log"},
             {"name": "audit", "description": "The caller's own audit trail"},
             {"name": "service", "description": "Health and documentation"}
         ],
@@ -456,6 +457,125 @@ pub fn document() -> Value {
                 }
             }
         }
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), report_paths()) {
+        paths.extend(more);
+    }
+    if let (Some(schemas), Value::Object(more)) = (doc["components"]["schemas"].as_object_mut(), report_schemas()) {
+        schemas.extend(more);
+    }
+    doc
+}
+
+/// A task's status, statistics, report and log.
+fn report_paths() -> Value {
+    let errors = ["401", "404", "422", "503"];
+    json!({
+        "/api/v1/invite/tasks/{task_id}/status": {
+            "get": {
+                "tags": ["reports"], "summary": "Where a running task stands, and when it should be done",
+                "description": "Targets by state and progress (final ÷ total, one decimal); each account serving the task: working, resting (a pause, a full window or a flood wait) or restricted until a time, blocked, excluded for the task, or unavailable in its channel; when anything may next happen; and `estimated_completion_at`: each usable account played forward under the Account Manager's policy and ledger (`estimate` explains how and per account). null with `estimate.reason` when the task is not running or no account can ever finish its targets.",
+                "parameters": [task_id_param()],
+                "responses": with_errors(json_ok("200", "The task's status", "TaskStatusReport"), &errors)
+            }
+        },
+        "/api/v1/invite/tasks/{task_id}/stats": {
+            "get": {
+                "tags": ["reports"], "summary": "Outcomes by reason, account and hour",
+                "description": "`by_reason`: final targets by status and reason; `by_outcome`: log rows by action, status and outcome; `by_account`: each account's attempts (main actions), successes, failures, outcomes and the final targets its calls decided (null account: decided without a call, e.g. do-not-contact); `by_hour`: log rows per UTC hour.",
+                "parameters": [task_id_param()],
+                "responses": with_errors(json!({"200": {"description": "{task_id, by_reason, by_outcome, by_account, by_hour}"}}), &errors)
+            }
+        },
+        "/api/v1/invite/tasks/{task_id}/report": {
+            "get": {
+                "tags": ["reports"], "summary": "The final summary, or one CSV row per target",
+                "description": "JSON (default): the task, start and finish times, duration, counts, by reason and by account. `format=csv`: one row per target (identifiers, status, reason, detail, account, attempts, times) as `text/csv; charset=utf-8` with a UTF-8 byte order mark and a Content-Disposition file name; a cell starting with =, +, -, @, a tab or a carriage return is written with a leading ' so spreadsheets show it as text. Any other format: 422.",
+                "parameters": [task_id_param(), query_param("format", "json or csv, any case", json!({"type": "string", "enum": ["json", "csv"], "default": "json"}))],
+                "responses": with_errors(json!({"200": {"description": "The report", "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}}
+                }}}), &errors)
+            }
+        },
+        "/api/v1/invite/tasks/{task_id}/logs": {
+            "get": {
+                "tags": ["reports"], "summary": "The task's execution log, newest first",
+                "description": "`level` is derived from each row's status: SUCCESS (and PENDING) info, SKIPPED warning, FAILED error.",
+                "parameters": (log_params()),
+                "responses": with_errors(json_ok("200", "One page of log rows", "LogList"), &errors)
+            }
+        }
+    })
+}
+
+fn log_params() -> Vec<Value> {
+    [task_id_param()]
+        .into_iter()
+        .chain(page_params())
+        .chain([
+            query_param(
+                "level",
+                "One or more of info, warning (or warn), error, comma-separated, any case",
+                json!({"type": "string", "example": "warning,error"}),
+            ),
+            query_param(
+                "account_id",
+                "Rows of this account",
+                json!({"type": "string", "maxLength": 255}),
+            ),
+            query_param(
+                "target_id",
+                "Rows about this target",
+                json!({"type": "integer", "minimum": 1}),
+            ),
+            query_param(
+                "since",
+                "At or after (RFC 3339)",
+                json!({"type": "string", "format": "date-time"}),
+            ),
+            query_param(
+                "until",
+                "Before (RFC 3339)",
+                json!({"type": "string", "format": "date-time"}),
+            ),
+        ])
+        .collect()
+}
+
+fn report_schemas() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({
+        "TaskStatusReport": {
+            "type": "object",
+            "properties": {
+                "task_id": {"type": "integer"}, "status": {"type": "string"}, "status_reason": {"type": ["string", "null"]},
+                "counts": {"type": "object", "description": "pending, in_progress, succeeded, already_done, failed, skipped, unknown"},
+                "total": {"type": "integer"}, "open": {"type": "integer"}, "progress_percent": {"type": "number"},
+                "accounts": {"type": "array", "items": {"type": "object", "properties": {
+                    "account_id": {"type": "string"}, "name": {"type": "string"},
+                    "state": {"type": "string", "enum": ["working", "resting", "restricted", "blocked", "excluded", "unavailable"]},
+                    "reason": {"type": ["string", "null"]}, "until": time, "next_available_at": time
+                }}},
+                "account_states": {"type": "object", "description": "How many accounts are in each state"},
+                "next_action_at": time, "next_retry_at": time,
+                "estimated_completion_at": time,
+                "estimate": {"type": "object", "description": "method, assumptions, open_targets, reason (when there is no estimate), accounts: [{account_id, targets, first_at, last_at, per_day, limited_by, lifetime_left, unusable}]"},
+                "as_of": {"type": "string", "format": "date-time"}
+            }
+        },
+        "LogEntry": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"}, "task_id": {"type": "integer"}, "target_id": {"type": ["integer", "null"]},
+                "account_id": {"type": "string"}, "action": {"type": "string"},
+                "status": {"type": "string", "enum": ["SUCCESS", "FAILED", "SKIPPED", "PENDING"]},
+                "level": {"type": "string", "enum": ["info", "warning", "error"]},
+                "outcome": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"}
+            }
+        },
+        "LogList": page_schema("LogEntry")
     })
 }
 

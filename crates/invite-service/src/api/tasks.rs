@@ -77,6 +77,7 @@ pub async fn create(
     let now = state.clock.now();
     let spec = parse_new_task(&body, now)?;
     let task = state.store.create_task(user, &spec, now, &meta).await?;
+    state.metrics.task_created(task.spec.platform);
     tracing::info!(task_id = task.id, action = "task.create", "task created");
     let location = format!("/api/v1/invite/tasks/{}", task.id);
     Ok((

@@ -84,9 +84,10 @@ impl Engine {
             .transition_task(user, id, m.from(), to, reason.as_deref(), m.as_str(), now, meta)
             .await?;
         match moved {
-            Transition::Done(task) => {
+            Transition::Done(moved) => {
+                self.metrics.task_moved(&task, moved.status, now);
                 self.events.publish(Event::TaskChanged { task_id: id }).await;
-                Ok(task)
+                Ok(moved)
             }
             Transition::NotFound => Err(MoveError::NotFound(id)),
             Transition::Refused(status) => Err(refused(m, status, None)),

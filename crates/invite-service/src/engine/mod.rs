@@ -5,10 +5,13 @@
 //! every wait is a time written in the store, so a restart loses nothing and the simulator can jump
 //! its virtual clock from one wake-up to the next through this same code.
 
+pub mod estimate;
 pub mod events;
 pub mod failpoints;
 pub mod lifecycle;
+pub mod progress;
 pub mod queue;
+pub mod retention;
 pub mod scheduler;
 pub mod worker;
 
@@ -29,6 +32,7 @@ use platforms::{
 use store::{AccountKind, SharedStore};
 
 use self::{events::Events, queue::JobQueue};
+use crate::telemetry::Metrics;
 
 /// How the engine behaves; every value is configuration (see `config.rs`).
 #[derive(Debug, Clone)]
@@ -52,6 +56,12 @@ pub struct EngineConfig {
     pub template_fallback: String,
     /// The longest the scheduler sleeps without an event (a safety net; it wakes at stored times).
     pub idle_wake: StdDuration,
+    /// Execution-log rows older than this are deleted by the retention cleanup.
+    pub log_retention: Duration,
+    /// How often the leading scheduler queues the retention cleanup.
+    pub retention_interval: Duration,
+    /// Log rows deleted per transaction by the cleanup.
+    pub retention_batch: i64,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +77,9 @@ impl Default for EngineConfig {
             breaker_ratio: 0.8,
             template_fallback: String::new(),
             idle_wake: StdDuration::from_secs(30),
+            log_retention: Duration::days(30),
+            retention_interval: Duration::hours(24),
+            retention_batch: 1000,
         }
     }
 }
@@ -104,6 +117,9 @@ pub struct Engine {
     pub queue: Arc<dyn JobQueue>,
     pub events: Arc<dyn Events>,
     pub config: EngineConfig,
+    /// What the engine counts (task moves, settled targets, account problems, AM decisions): the
+    /// process's registry, shared with `/metrics`; `Metrics::new()` where nobody scrapes it.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The Account Manager action a task's main call is, and the channel its limits are counted in.

@@ -8,8 +8,9 @@
 //! store, so two schedulers overlapping for a moment cannot hand one target out twice.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    collections::{HashMap, HashSet},
+    hash::{Hash, Hasher},
+    sync::Arc,
 };
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use domain::{
     task::{Task, TaskStatus},
     UserId,
 };
-use store::{AccountRecord, Standing, StoreError};
+use store::{AccountRecord, AccountState, Standing, StoreError, TargetCounts};
 use tokio::sync::watch;
 
 use super::{
@@ -39,66 +40,209 @@ pub struct Tick {
 
 pub struct Scheduler {
     engine: Arc<Engine>,
+    /// One tick at a time; what it remembers between ticks.
+    memory: tokio::sync::Mutex<Memory>,
+}
+
+/// What the scheduler remembers between ticks. Each view is kept only while what it was read from is
+/// unchanged: a task's version (bumped by every change of its targets' states and of who may work for
+/// it), an account's lease epoch and standing (an account's ledger is written only under a lease, and
+/// every lease bumps the epoch). A stale view could only delay work: every claim and every grant is
+/// decided again by the store.
+#[derive(Default)]
+struct Memory {
     /// When each task was last served, for round-robin within a priority class.
-    served: Mutex<HashMap<i64, u64>>,
-    turn: Mutex<u64>,
+    served: HashMap<i64, u64>,
+    turn: u64,
     /// The reason last written per task, so it is written only when it changes.
-    reasons: Mutex<HashMap<i64, Option<String>>>,
+    reasons: HashMap<i64, Reason>,
+    tasks: HashMap<i64, TaskView>,
+    accounts: HashMap<String, AccountView>,
+    /// A stable number per [`Need`] key, indexing [`AccountView::at`].
+    need_ids: HashMap<String, usize>,
+    /// When expired claims were last given back.
+    reclaimed_at: Option<DateTime<Utc>>,
+}
+
+struct TaskView {
+    version: i64,
+    /// None once this scheduler claimed from the task (read again next tick).
+    counts: Option<TargetCounts>,
+    excluded: HashSet<String>,
+    /// Accounts that have looked the task's channel up.
+    looked_up: HashSet<String>,
+    /// A fingerprint of the usable accounts the last check for orphaned pins ran with.
+    pins_checked_for: Option<u64>,
+}
+
+struct AccountView {
+    epoch: i64,
+    standing: Standing,
+    /// When the account may next act, by [`Need`] id: unknown, or known (None: never).
+    at: Vec<Option<Option<DateTime<Utc>>>>,
 }
 
 /// The user's accounts on the task's platform that may work for it: `settings.account_ids` narrows
 /// them; blocked accounts never work.
 pub async fn usable_accounts(engine: &Engine, user: UserId, task: &Task) -> Result<Vec<AccountRecord>, StoreError> {
-    let wanted: Option<Vec<String>> = task.spec.settings.get("account_ids").and_then(|v| {
-        v.as_array()
-            .map(|ids| ids.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
-    });
     let all = engine
         .store
         .list_accounts(user, Some(task.spec.platform.as_str()))
         .await?;
+    let wanted = wanted_accounts(task);
     Ok(all
         .into_iter()
-        .filter(|a| wanted.as_ref().is_none_or(|w| w.contains(&a.id)))
-        .filter(|a| !matches!(a.standing, Standing::Blocked { .. }))
+        .filter(|a| may_serve((&a.id, &a.platform, &a.standing), task, wanted.as_deref()))
         .collect())
+}
+
+/// The accounts `settings.account_ids` names, if it does.
+fn wanted_accounts(task: &Task) -> Option<Vec<String>> {
+    task.spec.settings.get("account_ids").and_then(|v| {
+        v.as_array()
+            .map(|ids| ids.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+    })
+}
+
+fn may_serve((id, platform, standing): (&str, &str, &Standing), task: &Task, wanted: Option<&[String]>) -> bool {
+    platform == task.spec.platform.as_str()
+        && wanted.is_none_or(|w| w.iter().any(|x| x == id))
+        && !matches!(standing, Standing::Blocked { .. })
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(a.map_or(b, |a| a.min(b)))
 }
 
+/// Why a running task is not moving, as shown next to its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Moving,
+    PreemptedBy(i64),
+    WaitingUntil(DateTime<Utc>),
+}
+
+impl Reason {
+    fn text(self) -> Option<String> {
+        match self {
+            Self::Moving => None,
+            Self::PreemptedBy(by) => Some(format!("preempted by task {by}")),
+            Self::WaitingUntil(t) => Some(format!("waiting for an account until {}", t.to_rfc3339())),
+        }
+    }
+
+    /// Whether the reason shown still says the same: a wait whose end moved by less than a minute,
+    /// and has not passed, is not written again.
+    fn same_as(self, new: Reason, now: DateTime<Utc>) -> bool {
+        match (self, new) {
+            (Self::WaitingUntil(a), Self::WaitingUntil(b)) => a > now && (a - b).num_seconds().abs() < 60,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// A running task as one tick sees it.
+struct Running {
+    task: Task,
+    /// Index into the tick's [`Need`]s: the main action in the task's channel.
+    need: usize,
+}
+
+/// What an account must be free for: an action (in a channel).
+struct Need {
+    action: AmAction,
+    channel: Option<String>,
+    key: String,
+    /// Its stable number in [`Memory::need_ids`].
+    id: usize,
+}
+
+impl Need {
+    fn new(m: &mut Memory, action: AmAction, channel: Option<String>) -> Self {
+        let key = format!("{}|{}", action.as_str(), channel.as_deref().unwrap_or(""));
+        let next = m.need_ids.len();
+        let id = *m.need_ids.entry(key.clone()).or_insert(next);
+        Self {
+            action,
+            channel,
+            key,
+            id,
+        }
+    }
+}
+
+/// How often claims whose lease expired (their worker died) are given back: well within a lease.
+const RECLAIM_EVERY: chrono::Duration = chrono::Duration::seconds(15);
+
+/// The later of two availabilities, None meaning never.
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    Some(a?.max(b?))
+}
+
+/// A fingerprint of a set of account ids (order does not matter).
+fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>) -> u64 {
+    ids.map(|id| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        h.finish()
+    })
+    .fold(0, u64::wrapping_add)
+}
+
 impl Scheduler {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
-            served: Mutex::default(),
-            turn: Mutex::new(0),
-            reasons: Mutex::default(),
+            memory: tokio::sync::Mutex::default(),
         }
     }
 
     /// Looks at everything due now and dispatches it.
     pub async fn tick(&self) -> anyhow::Result<Tick> {
         let e = &self.engine;
+        let mut memory = self.memory.lock().await;
+        let m = &mut *memory;
         let now = e.clock.now();
-        e.store.reclaim_expired_targets(now).await?;
-        let mut wake = self.start_scheduled(now).await?;
+        if m.reclaimed_at.is_none_or(|t| now - t >= RECLAIM_EVERY || now < t) {
+            m.reclaimed_at = Some(now);
+            if e.store.reclaim_expired_targets(now).await? > 0 {
+                for view in m.tasks.values_mut() {
+                    view.counts = None;
+                }
+            }
+        }
+        let mut tasks = e.store.engine_tasks().await?;
+        let (mut wake, started) = self.start_scheduled(&tasks, now).await?;
+        if started {
+            tasks = e.store.engine_tasks().await?;
+        }
+        let live: HashSet<i64> = tasks.iter().map(|t| t.id).collect();
+        m.tasks.retain(|id, _| live.contains(id));
 
-        // Which tasks each account could serve now.
-        let mut running = Vec::new();
-        let mut candidates: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut accounts_of_user: HashMap<(i64, String), Vec<AccountRecord>> = HashMap::new();
-        // Per task, the accounts that already know its channel (the others must look it up first).
-        let mut looked_up: HashMap<i64, Vec<String>> = HashMap::new();
-        for task in e.store.engine_tasks().await? {
+        // Every account of the users with running tasks, once, with a hash of its id.
+        let mut accounts: Vec<(AccountState, u64)> = Vec::new();
+        let mut users: HashMap<i64, std::ops::Range<usize>> = HashMap::new();
+        // Which tasks each account (by index) could serve now.
+        let mut candidates: Vec<Vec<usize>> = Vec::new();
+        let mut running: Vec<Running> = Vec::new();
+        let mut needs: Vec<Need> = vec![
+            Need::new(m, AmAction::ResolveUsername, None),
+            Need::new(m, AmAction::ChannelLookup, None),
+        ];
+        let (resolve, lookup) = (0, 1);
+        for task in tasks {
             if task.status != TaskStatus::InProgress {
                 continue;
             }
-            let counts = e.store.target_counts(task.id, now).await?;
+            let view = self.task_view(m, &task, now).await?;
+            let counts = view.counts.expect("just read");
             if counts.open() == 0 {
-                self.finish(&task, counts.succeeded + counts.already_done > 0).await?;
-                continue;
+                // Read again before a task is finished: a remembered view must never end one.
+                let fresh = e.store.target_counts(task.id, now).await?;
+                if fresh.open() == 0 {
+                    self.finish(&task, fresh.succeeded + fresh.already_done > 0).await?;
+                    continue;
+                }
             }
             if let Some(at) = counts.next_due_at {
                 wake = earliest(wake, at);
@@ -106,176 +250,190 @@ impl Scheduler {
             if counts.due == 0 {
                 continue;
             }
-            let key = (task.user_id.get(), task.spec.platform.as_str().to_owned());
-            if !accounts_of_user.contains_key(&key) {
-                accounts_of_user.insert(key.clone(), usable_accounts(e, task.user_id, &task).await?);
-            }
-            let rows = e.store.task_accounts(task.id).await?;
-            let excluded: Vec<String> = rows
-                .iter()
-                .filter(|a| a.status == "excluded")
-                .map(|a| a.account_id.clone())
+            let range = match users.get(&task.user_id.get()) {
+                Some(r) => r.clone(),
+                None => {
+                    let start = accounts.len();
+                    for a in e.store.account_states(task.user_id).await? {
+                        let hash = fingerprint([a.id.as_str()].into_iter());
+                        accounts.push((a, hash));
+                    }
+                    candidates.resize(accounts.len(), Vec::new());
+                    users.insert(task.user_id.get(), start..accounts.len());
+                    start..accounts.len()
+                }
+            };
+            let wanted = wanted_accounts(&task);
+            let serving: Vec<usize> = range
+                .filter(|i| {
+                    let a = &accounts[*i].0;
+                    may_serve((&a.id, &a.platform, &a.standing), &task, wanted.as_deref())
+                        && !view.excluded.contains(&a.id)
+                })
                 .collect();
-            looked_up.insert(
-                task.id,
-                rows.into_iter()
-                    .filter(|a| a.channel.is_some())
-                    .map(|a| a.account_id)
-                    .collect(),
-            );
-            let serving: Vec<&AccountRecord> = accounts_of_user[&key]
-                .iter()
-                .filter(|a| !excluded.contains(&a.id))
-                .collect();
-            let usable: Vec<String> = serving.iter().map(|a| a.id.clone()).collect();
-            let orphaned = e
-                .store
-                .end_orphaned_pins(task.id, &usable, "unknown_account_gone", now)
-                .await?;
-            if orphaned > 0 {
-                tracing::warn!(
-                    task_id = task.id,
-                    orphaned,
-                    "messages of unknown outcome whose account can no longer send end as unknown"
-                );
+            let usable = serving.iter().fold(0u64, |f, i| f.wrapping_add(accounts[*i].1));
+            if view.pins_checked_for != Some(usable) {
+                let ids: Vec<String> = serving.iter().map(|i| accounts[*i].0.id.clone()).collect();
+                let orphaned = e
+                    .store
+                    .end_orphaned_pins(task.id, &ids, "unknown_account_gone", now)
+                    .await?;
+                if orphaned > 0 {
+                    e.metrics
+                        .targets_processed(task.spec.platform, domain::audience::TargetStatus::Unknown, orphaned);
+                    tracing::warn!(
+                        task_id = task.id,
+                        orphaned,
+                        "messages of unknown outcome whose account can no longer send end as unknown"
+                    );
+                    view.counts = None;
+                }
+                view.pins_checked_for = Some(usable);
             }
             if serving.is_empty() && counts.in_progress == 0 {
-                e.store
-                    .end_open_targets(
-                        task.id,
-                        domain::audience::TargetStatus::Skipped,
-                        "no_usable_account",
-                        now,
-                    )
-                    .await?;
-                e.store
-                    .engine_transition(
-                        task.id,
-                        &[TaskStatus::InProgress],
-                        TaskStatus::Failed,
-                        Some("no usable account left: every account is blocked or may not act here"),
-                        now,
-                    )
-                    .await?;
-                e.events.publish(Event::TaskChanged { task_id: task.id }).await;
+                self.fail_without_accounts(&task, now).await?;
                 continue;
             }
+            let (action, channel) = main_action(&task);
+            let need = Need::new(m, action, channel);
+            let need = match needs.iter().position(|n| n.key == need.key) {
+                Some(i) => i,
+                None => {
+                    needs.push(need);
+                    needs.len() - 1
+                }
+            };
             let index = running.len();
             for a in serving {
-                candidates.entry(a.id.clone()).or_default().push(index);
+                candidates[a].push(index);
             }
-            running.push(task);
+            running.push(Running { task, need });
         }
 
         // Each account serves the highest priority first, round-robin within it.
-        let mut dispatched_to: HashMap<i64, usize> = HashMap::new();
+        let mut dispatched_to: HashSet<i64> = HashSet::new();
         let mut held_by: HashMap<i64, i64> = HashMap::new();
-        let mut waiting_until: HashMap<i64, DateTime<Utc>> = HashMap::new();
+        // Per need, the earliest an account that cannot act now may act for it.
+        let mut need_waits: HashMap<usize, DateTime<Utc>> = HashMap::new();
         let mut dispatched = 0;
-        for (account, mut tasks) in candidates {
-            {
-                let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
-                tasks.sort_by_key(|i| {
-                    let t = &running[*i];
-                    (
-                        std::cmp::Reverse(t.spec.priority.rank()),
-                        served.get(&t.id).copied().unwrap_or(0),
-                        t.id,
-                    )
-                });
+        for (account, mut list) in candidates.into_iter().enumerate() {
+            let record = &accounts[account].0;
+            // A leased account is at work; it comes back (and wakes the scheduler) when done.
+            if list.is_empty() || record.lease_until.is_some_and(|t| t > now) {
+                continue;
             }
-            // When the account may act for each task, read first and judged at one instant after all
+            // When the account may act for each need, read first and judged at one instant after all
             // the reads: a pause ending between two reads must not hand the account to a lower task.
-            let mut options = Vec::new();
-            for i in tasks.iter().copied() {
-                let task = &running[i];
-                let (action, channel) = main_action(task);
-                let Some(mut at) = e.am.next_available_at(&account, action, channel.as_deref()).await? else {
-                    continue;
-                };
-                if let Some(r) =
-                    e.am.next_available_at(&account, AmAction::ResolveUsername, None)
-                        .await?
-                {
-                    at = at.max(r);
-                }
-                let knows_channel = looked_up.get(&task.id).is_some_and(|a| a.contains(&account));
-                if action == AmAction::Invite && !knows_channel {
-                    if let Some(l) = e.am.next_available_at(&account, AmAction::ChannelLookup, None).await? {
-                        at = at.max(l);
-                    }
-                }
-                options.push((i, at));
+            let mut wanted = vec![false; needs.len()];
+            for i in &list {
+                wanted[running[*i].need] = true;
             }
+            wanted[resolve] = true;
+            wanted[lookup] = true;
+            let mut at: Vec<Option<Option<DateTime<Utc>>>> = vec![None; needs.len()];
+            self.availability(m, record, &needs, &mut at, &wanted).await?;
+            let at: Vec<Option<DateTime<Utc>>> = at.into_iter().map(Option::flatten).collect();
+            // An invite by an account that has not looked the channel up waits for a lookup too; the
+            // lookup rarely waits, so who looked what up is asked only when it matters.
+            let when = |m: &Memory, r: &Running| {
+                let t = later(at[r.need], at[resolve]);
+                let lookup_later = match (t, at[lookup]) {
+                    (Some(t), Some(l)) => l > t,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                let knows = || {
+                    needs[r.need].action != AmAction::Invite
+                        || m.tasks
+                            .get(&r.task.id)
+                            .is_some_and(|v| v.looked_up.contains(&record.id))
+                };
+                if lookup_later && !knows() {
+                    later(t, at[lookup])
+                } else {
+                    t
+                }
+            };
             let judged_at = e.clock.now();
+            // Most accounts rest most of the time: nothing to sort or claim for them. The check is per
+            // need, leaving lookups out (they only make an action later).
+            let soonest_per_need: Vec<(usize, DateTime<Utc>)> = (0..needs.len())
+                .filter(|n| *n != resolve && *n != lookup && wanted[*n])
+                .filter_map(|n| later(at[n], at[resolve]).map(|t| (n, t)))
+                .collect();
+            if soonest_per_need.iter().all(|(_, t)| *t > judged_at) {
+                for (n, t) in soonest_per_need {
+                    let w = need_waits.entry(n).or_insert(t);
+                    *w = (*w).min(t);
+                    wake = earliest(wake, t);
+                }
+                continue;
+            }
+            list.sort_by_key(|i| {
+                let t = &running[*i].task;
+                (
+                    std::cmp::Reverse(t.spec.priority.rank()),
+                    m.served.get(&t.id).copied().unwrap_or(0),
+                    t.id,
+                )
+            });
             let mut got: Option<usize> = None;
-            for (i, at) in options {
-                let task = &running[i];
-                if at > judged_at {
-                    wake = earliest(wake, at);
-                    let w = waiting_until.entry(task.id).or_insert(at);
-                    *w = (*w).min(at);
+            for i in list.iter().copied() {
+                let r = &running[i];
+                let Some(t) = when(m, r) else { continue };
+                if t > judged_at {
+                    wake = earliest(wake, t);
+                    let w = need_waits.entry(r.need).or_insert(t);
+                    *w = (*w).min(t);
                     continue;
                 }
-                let Some(lease) = e.am.lease(&account, "scheduler").await? else {
+                let Some(lease) = e.am.lease(&record.id, "scheduler").await? else {
                     break;
                 };
-                match e.store.claim_target(task.id, &account, now, lease.until).await? {
+                let claim = e.store.claim_target(r.task.id, &record.id, now, lease.until).await?;
+                if let Some(view) = m.tasks.get_mut(&r.task.id) {
+                    view.counts = None;
+                }
+                match claim {
                     Some(claim) => {
-                        let t = claim.target;
-                        let job = Job::ProcessTargetBatch {
-                            task_id: task.id,
-                            target_id: t.id,
-                            target: TargetData {
-                                username: t.username,
-                                user_id: t.user_id,
-                                phone: t.phone,
-                                first_name: t.first_name,
-                                last_name: t.last_name,
-                                extra: t.extra.as_object().cloned().unwrap_or_default(),
-                            },
-                            account_id: account.clone(),
-                            epoch: claim.epoch,
-                            attempts: claim.attempts,
-                            lease_epoch: lease.epoch,
-                        };
-                        e.queue.publish(&job, task.spec.priority).await?;
+                        self.dispatch(&r.task, &record.id, claim, lease.epoch).await?;
                         dispatched += 1;
-                        *dispatched_to.entry(task.id).or_default() += 1;
-                        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-                        *turn += 1;
-                        self.served
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(task.id, *turn);
+                        dispatched_to.insert(r.task.id);
+                        m.turn += 1;
+                        m.served.insert(r.task.id, m.turn);
                         got = Some(i);
                         break;
                     }
                     None => {
-                        e.store.am_unlease(&account, lease.epoch).await?;
+                        e.store.am_unlease(&record.id, lease.epoch).await?;
                     }
                 }
             }
             if let Some(winner) = got {
-                for i in tasks.iter().copied().filter(|i| *i != winner) {
-                    if running[i].spec.priority.rank() < running[winner].spec.priority.rank() {
-                        held_by.entry(running[i].id).or_insert(running[winner].id);
+                let rank = running[winner].task.spec.priority.rank();
+                for i in list.iter().copied().filter(|i| *i != winner) {
+                    if running[i].task.spec.priority.rank() < rank {
+                        held_by.entry(running[i].task.id).or_insert(running[winner].task.id);
                     }
                 }
             }
         }
 
-        for task in &running {
-            let reason = if dispatched_to.contains_key(&task.id) {
-                None
+        for r in &running {
+            let task = &r.task;
+            // A wait no longer than the action's own pause is the campaign's normal rhythm, not a reason.
+            let rhythm = e.am.policy().action(needs[r.need].action).pause.1;
+            let reason = if dispatched_to.contains(&task.id) {
+                Reason::Moving
             } else if let Some(by) = held_by.get(&task.id) {
-                Some(format!("preempted by task {by}"))
+                Reason::PreemptedBy(*by)
             } else {
-                waiting_until
-                    .get(&task.id)
-                    .map(|t| format!("waiting for an account until {}", t.to_rfc3339()))
+                match need_waits.get(&r.need) {
+                    Some(t) if *t - now > rhythm => Reason::WaitingUntil(*t),
+                    _ => Reason::Moving,
+                }
             };
-            self.show_reason(task, reason, now).await?;
+            self.show_reason(m, task, reason, now).await?;
         }
         Ok(Tick {
             dispatched,
@@ -283,11 +441,128 @@ impl Scheduler {
         })
     }
 
-    /// Starts tasks whose scheduled time has come; returns the next scheduled start.
-    async fn start_scheduled(&self, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    /// The task's counts and account rows, read again only when its version moved, a retry came due,
+    /// or this scheduler claimed from it.
+    async fn task_view<'m>(
+        &self,
+        m: &'m mut Memory,
+        task: &Task,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<&'m mut TaskView> {
+        let e = &self.engine;
+        let fresh = m.tasks.get(&task.id).is_some_and(|v| {
+            v.version == task.version && v.counts.as_ref().is_some_and(|c| c.next_due_at.is_none_or(|t| t > now))
+        });
+        if !fresh {
+            let counts = e.store.target_counts(task.id, now).await?;
+            let stale_rows = m.tasks.get(&task.id).is_none_or(|v| v.version != task.version);
+            let view = m.tasks.entry(task.id).or_insert_with(|| TaskView {
+                version: task.version,
+                counts: None,
+                excluded: HashSet::new(),
+                looked_up: HashSet::new(),
+                pins_checked_for: None,
+            });
+            if stale_rows {
+                let rows = e.store.task_accounts(task.id).await?;
+                view.excluded = rows
+                    .iter()
+                    .filter(|a| a.status == "excluded")
+                    .map(|a| a.account_id.clone())
+                    .collect();
+                view.looked_up = rows
+                    .into_iter()
+                    .filter(|a| a.channel.is_some())
+                    .map(|a| a.account_id)
+                    .collect();
+                view.version = task.version;
+            }
+            view.counts = Some(counts);
+        }
+        Ok(m.tasks.get_mut(&task.id).expect("just stored"))
+    }
+
+    /// When the account may next do each need marked in `at` (None: never), from the Account Manager,
+    /// read again only after the account's ledger may have changed.
+    async fn availability(
+        &self,
+        m: &mut Memory,
+        account: &AccountState,
+        needs: &[Need],
+        at: &mut [Option<Option<DateTime<Utc>>>],
+        wanted: &[bool],
+    ) -> anyhow::Result<()> {
+        let am = &self.engine.am;
+        // Pacing over active hours depends on the hour, not only on the ledger: never remembered.
+        let remember = am.policy().active_hours.is_none();
+        let ids = m.need_ids.len();
+        let view = match m.accounts.get_mut(&account.id) {
+            Some(view) => view,
+            None => m.accounts.entry(account.id.clone()).or_insert(AccountView {
+                epoch: account.lease_epoch,
+                standing: account.standing.clone(),
+                at: Vec::new(),
+            }),
+        };
+        if !remember || view.epoch != account.lease_epoch || view.standing != account.standing {
+            view.epoch = account.lease_epoch;
+            view.standing = account.standing.clone();
+            view.at.clear();
+        }
+        view.at.resize(ids, None);
+        for (i, need) in needs.iter().enumerate() {
+            if !wanted[i] || at[i].is_some() {
+                continue;
+            }
+            let when = match view.at[need.id] {
+                Some(when) => when,
+                None => {
+                    let when = am
+                        .next_available_at(&account.id, need.action, need.channel.as_deref())
+                        .await?;
+                    view.at[need.id] = Some(when);
+                    when
+                }
+            };
+            at[i] = Some(when);
+        }
+        Ok(())
+    }
+
+    /// Queues the claimed target for the account.
+    async fn dispatch(&self, task: &Task, account: &str, claim: store::Claim, lease_epoch: i64) -> anyhow::Result<()> {
+        let t = claim.target;
+        let job = Job::ProcessTargetBatch {
+            task_id: task.id,
+            target_id: t.id,
+            target: TargetData {
+                username: t.username,
+                user_id: t.user_id,
+                phone: t.phone,
+                first_name: t.first_name,
+                last_name: t.last_name,
+                extra: t.extra.as_object().cloned().unwrap_or_default(),
+            },
+            account_id: account.to_owned(),
+            epoch: claim.epoch,
+            attempts: claim.attempts,
+            lease_epoch,
+        };
+        self.engine.queue.publish(&job, task.spec.priority).await?;
+        Ok(())
+    }
+
+    /// Starts tasks whose scheduled time has come; returns the next scheduled start, and whether any
+    /// task moved.
+    async fn start_scheduled(
+        &self,
+        tasks: &[Task],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(Option<DateTime<Utc>>, bool)> {
         let e = &self.engine;
         let mut wake = None;
-        for task in e.store.engine_tasks().await? {
+        let mut moved = false;
+        for task in tasks {
             let armed = task.status == TaskStatus::Pending
                 && task
                     .status_reason
@@ -312,19 +587,51 @@ impl Scheduler {
             } else {
                 (TaskStatus::InProgress, None)
             };
-            e.store
+            if e.store
                 .engine_transition(task.id, &[TaskStatus::Pending], to, reason.as_deref(), now)
-                .await?;
+                .await?
+            {
+                e.metrics.task_moved(task, to, now);
+            }
             e.events.publish(Event::TaskChanged { task_id: task.id }).await;
+            moved = true;
         }
-        Ok(wake)
+        Ok((wake, moved))
+    }
+
+    /// No account may work for the task any more: what is left is skipped and the task fails.
+    async fn fail_without_accounts(&self, task: &Task, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let e = &self.engine;
+        let skipped = e
+            .store
+            .end_open_targets(
+                task.id,
+                domain::audience::TargetStatus::Skipped,
+                "no_usable_account",
+                now,
+            )
+            .await?;
+        let failed = e
+            .store
+            .engine_transition(
+                task.id,
+                &[TaskStatus::InProgress],
+                TaskStatus::Failed,
+                Some("no usable account left: every account is blocked or may not act here"),
+                now,
+            )
+            .await?;
+        e.metrics.task_ended(task, TaskStatus::Failed, failed, skipped, now);
+        e.events.publish(Event::TaskChanged { task_id: task.id }).await;
+        Ok(())
     }
 
     /// Every target is final: the task is complete, with a reason when nobody was reached.
     async fn finish(&self, task: &Task, achieved: bool) -> anyhow::Result<()> {
         let e = &self.engine;
         let reason = (!achieved).then_some("every target ended, none of them reached");
-        e.store
+        let completed = e
+            .store
             .engine_transition(
                 task.id,
                 &[TaskStatus::InProgress],
@@ -333,23 +640,23 @@ impl Scheduler {
                 e.clock.now(),
             )
             .await?;
+        e.metrics
+            .task_ended(task, TaskStatus::Completed, completed, 0, e.clock.now());
         e.events.publish(Event::TaskChanged { task_id: task.id }).await;
         Ok(())
     }
 
-    async fn show_reason(&self, task: &Task, reason: Option<String>, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let changed = {
-            let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
-            let before = reasons.get(&task.id).cloned().unwrap_or(task.status_reason.clone());
-            reasons.insert(task.id, reason.clone());
-            before != reason
-        };
-        if changed {
-            self.engine
-                .store
-                .set_task_reason(task.id, reason.as_deref(), now)
-                .await?;
+    async fn show_reason(&self, m: &mut Memory, task: &Task, reason: Reason, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let shown = m.reasons.get(&task.id).copied();
+        if shown.is_some_and(|before| before.same_as(reason, now)) {
+            return Ok(());
         }
+        m.reasons.insert(task.id, reason);
+        let text = reason.text();
+        if shown.is_none() && task.status_reason == text {
+            return Ok(());
+        }
+        self.engine.store.set_task_reason(task.id, text.as_deref(), now).await?;
         Ok(())
     }
 
@@ -360,6 +667,7 @@ impl Scheduler {
         let mut events = self.engine.events.subscribe();
         let idle = self.engine.config.idle_wake;
         let mut leadership: Option<Box<dyn store::Leadership>> = None;
+        let mut retention = super::retention::Publisher::default();
         loop {
             let leading = match leadership.as_mut() {
                 Some(l) => store::Leadership::still_leading(l.as_mut()).await,
@@ -393,6 +701,7 @@ impl Scheduler {
                     None
                 }
             };
+            retention.maybe_publish(&self.engine).await;
             let sleep = next
                 .map(|at| (at - self.engine.clock.now()).to_std().unwrap_or_default().min(idle))
                 .unwrap_or(idle);

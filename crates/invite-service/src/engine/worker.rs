@@ -106,7 +106,10 @@ pub async fn execute(e: &Engine, job: &Job) -> anyhow::Result<()> {
             e.events.publish(Event::Wake).await;
             Ok(())
         }
-        Job::CleanupCompletedTasks => Ok(()),
+        Job::CleanupCompletedTasks => {
+            super::retention::cleanup(e).await?;
+            Ok(())
+        }
     }
 }
 
@@ -278,10 +281,9 @@ impl Action<'_> {
     /// and the target goes back) or must wait for the grant.
     async fn room(&mut self, client: &mut dyn AccountClient) -> anyhow::Result<Option<ChannelInfo>> {
         let e = self.e;
-        let known = e.store.task_accounts(self.task.id).await?;
+        let known = e.store.task_account(self.task.id, self.account_id).await?;
         if let Some(info) = known
-            .iter()
-            .find(|a| a.account_id == self.account_id)
+            .as_ref()
             .and_then(|a| a.channel.as_ref())
             .and_then(channel_from_json)
         {
@@ -344,7 +346,9 @@ impl Action<'_> {
 
     /// The grant for one call, or None when the AM says wait or no (the target goes back for later).
     async fn grant(&mut self, action: AmAction, channel: Option<&str>) -> anyhow::Result<Option<Grant>> {
-        match self.e.am.check_rate_limit(self.account_id, action, channel).await {
+        let answer = self.e.am.check_rate_limit(self.account_id, action, channel).await;
+        self.e.metrics.am_decision(action, &answer);
+        match answer {
             RateLimit::Granted(g) => Ok(Some(g)),
             RateLimit::Wait { until, reason, .. } => {
                 self.give_back(Some(until), &format!("{}: {reason}", action.as_str()))
@@ -455,6 +459,8 @@ impl Action<'_> {
                 epoch = s.epoch,
                 "worker: the claim moved on (a redelivered job): nothing written"
             );
+        } else {
+            self.e.metrics.targets_processed(self.task.spec.platform, s.status, 1);
         }
         Ok(())
     }
@@ -465,6 +471,7 @@ impl Action<'_> {
             .am
             .handle_error(self.account_id, platform, outcome, detail, None)
             .await?;
+        self.e.metrics.account_problem(self.task.spec.platform, outcome);
         Ok(())
     }
 
@@ -487,7 +494,8 @@ impl Action<'_> {
                 self.settle_final(TargetStatus::Skipped, reason, json!({ "detail": detail }))
                     .await?;
                 let now = e.clock.now();
-                e.store
+                let skipped = e
+                    .store
                     .end_open_targets(self.task.id, TargetStatus::Skipped, reason, now)
                     .await?;
                 let counts = e.store.target_counts(self.task.id, now).await?;
@@ -496,9 +504,11 @@ impl Action<'_> {
                 } else {
                     (TaskStatus::Failed, format!("{reason}: {detail}"))
                 };
-                e.store
+                let moved = e
+                    .store
                     .engine_transition(self.task.id, &[TaskStatus::InProgress], to, Some(&why), now)
                     .await?;
+                e.metrics.task_ended(&self.task, to, moved, skipped, now);
                 e.events.publish(Event::TaskChanged { task_id: self.task.id }).await;
                 Ok(())
             }
@@ -513,12 +523,7 @@ impl Action<'_> {
     /// since the account's lease lets it act once at a time.
     async fn count_use(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         let e = self.e;
-        let row = e
-            .store
-            .task_accounts(self.task.id)
-            .await?
-            .into_iter()
-            .find(|a| a.account_id == self.account_id);
+        let row = e.store.task_account(self.task.id, self.account_id).await?;
         let status = row.as_ref().map_or("active".to_owned(), |r| r.status.clone());
         let mut stats = row
             .map(|r| r.stats)
@@ -587,6 +592,7 @@ impl Action<'_> {
             )
             .await?
         {
+            e.metrics.task_moved(&self.task, TaskStatus::Paused, e.clock.now());
             tracing::warn!(task_id = self.task.id, reason, "task paused");
             e.events.publish(Event::TaskChanged { task_id: self.task.id }).await;
         }

@@ -18,7 +18,7 @@ const COMPRESSED: &str = r#"{"telegram": {
     "channel_lookup": {"pause": ["0s", "0s"]}
 }, "lease_ttl": "30s"}"#;
 
-async fn live(backend: Backend) -> TestApp {
+pub(crate) async fn live(backend: Backend) -> TestApp {
     spawn_live_app(backend, &[("INVITE_POLICY", COMPRESSED), ("INVITE_WORKERS", "3")]).await
 }
 
@@ -28,7 +28,7 @@ async fn status_of(app: &TestApp, user: i64, id: i64) -> Value {
         .body
 }
 
-async fn wait_for(app: &TestApp, user: i64, id: i64, status: &str, within: Duration) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, user: i64, id: i64, status: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let task = status_of(app, user, id).await;

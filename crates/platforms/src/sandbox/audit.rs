@@ -22,8 +22,15 @@ pub struct Audit {
     /// How many times an account went past a limit or a pause of the policy.
     pub violations: usize,
     pub violation_list: Vec<Finding>,
+    /// Invite calls that spent an invite (every answer but a flood wait or a spam restriction).
+    pub invites_made: usize,
     /// The shortest gap between two invites of one account.
     pub min_seconds_between_invites_of_an_account: Option<f64>,
+    /// The most invites one account made within any 24 hours, in one channel within any 24 hours, and
+    /// in one channel in all.
+    pub max_invites_per_account_24h: usize,
+    pub max_invites_per_account_channel_24h: usize,
+    pub max_invites_per_account_channel_total: usize,
     /// Calls by method and answer, e.g. `channels.inviteToChannel` → `400 USER_ALREADY_PARTICIPANT` → 3.
     pub answers: BTreeMap<String, BTreeMap<String, usize>>,
 }
@@ -47,6 +54,13 @@ impl Audit {
             .min_seconds_between_invites_of_an_account
             .map_or("no account invited twice".to_owned(), |s| format!("{s:.1} s"));
         out.push_str(&format!("shortest gap between two invites of one account: {gap}\n"));
+        out.push_str(&format!(
+            "invites made: {}; most by one account in 24 h: {}; in one channel in 24 h: {}; in one channel in all: {}\n",
+            self.invites_made,
+            self.max_invites_per_account_24h,
+            self.max_invites_per_account_channel_24h,
+            self.max_invites_per_account_channel_total
+        ));
         for (title, count, list) in [
             ("duplicate deliveries", self.duplicates, &self.duplicate_list),
             ("violations of the policy", self.violations, &self.violation_list),
@@ -106,9 +120,41 @@ pub fn audit(calls: &[WorldCall], deliveries: &[WorldDelivery], policy: &Policy)
         duplicate_list,
         violations: violation_list.len(),
         violation_list,
+        invites_made: calls.iter().filter(|c| action_of(c) == Some(AmAction::Invite)).count(),
         min_seconds_between_invites_of_an_account: min_gap(calls, AmAction::Invite),
+        max_invites_per_account_24h: busiest(calls, |c| c.account_id.clone(), true),
+        max_invites_per_account_channel_24h: busiest(calls, |c| (c.account_id.clone(), c.channel_id), true),
+        max_invites_per_account_channel_total: busiest(calls, |c| (c.account_id.clone(), c.channel_id), false),
         answers,
     }
+}
+
+/// The most invites one group (an account, an account in a channel) made within any 24 hours, or in
+/// all when `rolling` is false.
+fn busiest<K: std::hash::Hash + Eq>(calls: &[WorldCall], key: impl Fn(&WorldCall) -> K, rolling: bool) -> usize {
+    let mut groups: HashMap<K, Vec<DateTime<Utc>>> = HashMap::new();
+    for c in calls.iter().filter(|c| action_of(c) == Some(AmAction::Invite)) {
+        groups.entry(key(c)).or_default().push(c.at);
+    }
+    let day = chrono::Duration::hours(24);
+    groups
+        .into_values()
+        .map(|mut times| {
+            if !rolling {
+                return times.len();
+            }
+            times.sort();
+            let (mut start, mut most) = (0, 0);
+            for (i, t) in times.iter().enumerate() {
+                while *t - times[start] >= day {
+                    start += 1;
+                }
+                most = most.max(i + 1 - start);
+            }
+            most
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn duplicates(deliveries: &[WorldDelivery]) -> Vec<Finding> {
@@ -328,6 +374,27 @@ mod tests {
         let a = audit(&three, &[], &policy);
         assert_eq!(a.violations, 1, "{:?}", a.violation_list);
         assert!(a.violation_list[0].rule.contains("in channel 9"));
+    }
+
+    #[test]
+    fn the_busiest_account_and_channel_are_measured_in_rolling_days_and_in_all() {
+        let invite = "channels.inviteToChannel";
+        let h = 3600;
+        let calls = vec![
+            call(1, "a", 0, invite, Some(1), "ok"),
+            call(2, "a", h, invite, Some(2), "ok"),
+            call(3, "a", 2 * h, invite, Some(1), "400 USER_PRIVACY_RESTRICTED"),
+            call(4, "a", 2 * h + 60, invite, Some(1), "420 FLOOD_WAIT_60"),
+            // A day after the first: the first has left the window.
+            call(5, "a", 24 * h, invite, Some(1), "ok"),
+            call(6, "b", 0, invite, Some(1), "ok"),
+            call(7, "b", 10, "contacts.resolveUsername", None, "ok"),
+        ];
+        let a = audit(&calls, &[], &Policy::default());
+        assert_eq!(a.invites_made, 5);
+        assert_eq!(a.max_invites_per_account_24h, 3);
+        assert_eq!(a.max_invites_per_account_channel_24h, 2);
+        assert_eq!(a.max_invites_per_account_channel_total, 3);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod objects;
 pub mod people;
 mod rules;
 
+pub use rules::BROADCAST_ADD_LIMIT;
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
@@ -137,6 +139,22 @@ impl SandboxWorld {
     pub fn config(&self) -> &WorldConfig {
         &self.handle.config
     }
+
+    /// The subscribers the chat of this username has before any account adds anyone: part of how the
+    /// world is set up, so a broadcast channel's room (`BROADCAST_ADD_LIMIT` minus this) is known
+    /// before a campaign starts.
+    pub fn base_members(&self, username: &str) -> i64 {
+        rules::base_members(&self.handle.people, &chat_key(username))
+    }
+
+    /// The id of the chat of this username (as the world's record names it).
+    pub fn chat_id(&self, username: &str) -> i64 {
+        self.handle.people.stable_id(&chat_key(username))
+    }
+}
+
+fn chat_key(username: &str) -> String {
+    format!("@{}", username.trim_start_matches('@').to_lowercase())
 }
 
 #[async_trait]

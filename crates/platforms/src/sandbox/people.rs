@@ -53,6 +53,23 @@ impl Default for PeopleMix {
 }
 
 impl PeopleMix {
+    /// Everyone exists and accepts every invite and message.
+    pub fn nobody_refuses() -> Self {
+        Self {
+            username_not_occupied: 0.0,
+            phone_unregistered: 0.0,
+            deactivated: 0.0,
+            bot: 0.0,
+            invite_privacy: 0.0,
+            invite_privacy_premium_would_allow: 0.0,
+            invite_privacy_premium_required_for_pm: 0.0,
+            too_many_channels: 0.0,
+            left_themselves: 0.0,
+            messages_need_premium: 0.0,
+            paid_messages: 0.0,
+        }
+    }
+
     /// Shares must be fractions, and the shares of one draw must not add up past 1.
     pub fn check(&self) -> Result<(), String> {
         let all = [

@@ -17,13 +17,13 @@ use store::{WorldCallRequest, WorldChannel, WorldChannelRef, WorldDecision, Worl
 
 use super::{
     objects,
-    people::{Being, OnInvite, OnMessage, Person},
+    people::{Being, OnInvite, OnMessage, People, Person},
     WorldHandle,
 };
 use crate::telegram::wire::WireError;
 
 /// A broadcast channel takes added members only while it has fewer subscribers than this.
-const BROADCAST_ADD_LIMIT: i64 = 200;
+pub const BROADCAST_ADD_LIMIT: i64 = 200;
 
 /// What the world was asked, decoded from the TL request.
 #[derive(Debug, Clone)]
@@ -484,7 +484,12 @@ fn invite(
 
 /// Subscribers: a base from the chat's key, plus everyone accounts added.
 fn members(world: &WorldHandle, chat: &WorldChannel) -> i64 {
-    20 + world.people.stable_id(&format!("members:{}", chat.key)) % 150 + chat.added
+    base_members(&world.people, &chat.key) + chat.added
+}
+
+/// The subscribers a chat has before any account adds anyone (its key: `@username`, `+hash`, …).
+pub(super) fn base_members(people: &People, key: &str) -> i64 {
+    20 + people.stable_id(&format!("members:{key}")) % 150
 }
 
 /// The chat as this account sees it: an admin who may add members, unless the chat is read-only.

@@ -9,15 +9,15 @@ use sqlx::{postgres::PgRow, Row};
 use super::PgStore;
 use crate::{
     am::{
-        AccountKind, AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing,
-        Usage, Verdict,
+        AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger,
+        NewAccount, Standing, Usage, Verdict,
     },
     error::Result,
     model::RequestMeta,
 };
 
 const ACCOUNT_COLUMNS: &str = "id, user_id, platform, name, kind, status, status_reason, status_until, \
-     peer_flood_strikes, api_id, session_facts, lease_until, created_at, updated_at";
+     peer_flood_strikes, api_id, session_facts, lease_until, lease_epoch, created_at, updated_at";
 
 fn account_from_row(row: &PgRow) -> Result<AccountRecord> {
     Ok(AccountRecord {
@@ -35,6 +35,7 @@ fn account_from_row(row: &PgRow) -> Result<AccountRecord> {
         api_id: row.try_get("api_id")?,
         session_facts: row.try_get("session_facts")?,
         lease_until: row.try_get("lease_until")?,
+        lease_epoch: row.try_get("lease_epoch")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -94,6 +95,27 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(account_from_row).collect()
+    }
+
+    pub(super) async fn account_states_impl(&self, user: UserId) -> Result<Vec<AccountState>> {
+        let rows = sqlx::query(
+            "SELECT id, platform, status, status_until, lease_until, lease_epoch, status_reason FROM accounts \
+             WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccountState {
+                    id: row.try_get(0)?,
+                    platform: row.try_get(1)?,
+                    standing: Standing::from_columns(&row.try_get::<String, _>(2)?, row.try_get(6)?, row.try_get(3)?)?,
+                    lease_until: row.try_get(4)?,
+                    lease_epoch: row.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn get_account_impl(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>> {

@@ -210,6 +210,11 @@ impl PgStore {
         .await?)
     }
 
+    pub(super) async fn count_tasks_in_progress_impl(&self) -> Result<Vec<(String, i64)>> {
+        let sql = "SELECT platform, COUNT(*) FROM invite_tasks WHERE status = 'IN_PROGRESS' GROUP BY platform";
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
+    }
+
     pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM invite_tasks \
@@ -341,8 +346,15 @@ impl PgStore {
         if settled.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(false);
         }
-        if let Some(column) = counter {
-            Self::count_into_task(&mut tx, s.task_id, column, 1, s.now).await?;
+        match counter {
+            Some(column) => Self::count_into_task(&mut tx, s.task_id, column, 1, s.now).await?,
+            // A target back in the pool changes what the task has to do: the version says so.
+            None => {
+                sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = $1")
+                    .bind(s.task_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         Self::insert_logs(&mut tx, s.task_id, &s.logs, s.now).await?;
         tx.commit().await?;
@@ -475,6 +487,7 @@ impl PgStore {
         stats: Option<&Value>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, channel, stats, updated_at) \
              VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6::jsonb, '{}'::jsonb), $7) \
@@ -489,9 +502,29 @@ impl PgStore {
         .bind(channel)
         .bind(stats)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // What the scheduler reads of a task (who may work for it, who knows its channel) changed.
+        if channel.is_some() || status != "active" {
+            sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = $1")
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn task_account_impl(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
+        let row = sqlx::query(
+            "SELECT account_id, platform, status, channel, stats, last_used_at FROM invite_task_accounts \
+             WHERE task_id = $1 AND account_id = $2",
+        )
+        .bind(task_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(task_account_from_row).transpose()
     }
 
     pub(super) async fn task_accounts_impl(&self, task_id: i64) -> Result<Vec<TaskAccount>> {

@@ -14,8 +14,8 @@ use sqlx::{
 
 use crate::{
     am::{
-        AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing, Usage,
-        Verdict,
+        AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, NewAccount,
+        Standing, Usage, Verdict,
     },
     changed_details, count_pending,
     engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
@@ -26,6 +26,7 @@ use crate::{
         Page, PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskRow, TaskSortField,
         UpdateOutcome,
     },
+    report::{LogEntry, LogQuery, TargetOutcome, TaskStats},
     task_object,
     world::{WorldCall, WorldCallRequest, WorldChannel, WorldDecision, WorldDelivery, WorldView},
     Store, StoreOptions,
@@ -34,6 +35,7 @@ use crate::{
 mod am;
 mod audience;
 mod engine;
+mod report;
 mod world;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -483,6 +485,10 @@ impl Store for PgStore {
         self.list_accounts_impl(user, platform).await
     }
 
+    async fn account_states(&self, user: UserId) -> Result<Vec<AccountState>> {
+        self.account_states_impl(user).await
+    }
+
     async fn get_account(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>> {
         self.get_account_impl(user, id).await
     }
@@ -641,6 +647,10 @@ impl Store for PgStore {
         self.count_running_tasks_impl(user).await
     }
 
+    async fn count_tasks_in_progress(&self) -> Result<Vec<(String, i64)>> {
+        self.count_tasks_in_progress_impl().await
+    }
+
     async fn engine_tasks(&self) -> Result<Vec<Task>> {
         self.engine_tasks_impl().await
     }
@@ -725,7 +735,33 @@ impl Store for PgStore {
         self.task_accounts_impl(task_id).await
     }
 
+    async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
+        self.task_account_impl(task_id, account_id).await
+    }
+
     async fn on_do_not_contact(&self, user: UserId, keys: &[String]) -> Result<bool> {
         self.on_do_not_contact_impl(user, keys).await
+    }
+
+    async fn task_logs(&self, user: UserId, task_id: i64, query: &LogQuery) -> Result<Option<Page<LogEntry>>> {
+        self.task_logs_impl(user, task_id, query).await
+    }
+
+    async fn task_stats(&self, user: UserId, task_id: i64) -> Result<Option<TaskStats>> {
+        self.task_stats_impl(user, task_id).await
+    }
+
+    async fn report_targets(
+        &self,
+        user: UserId,
+        task_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<TargetOutcome>>> {
+        self.report_targets_impl(user, task_id, after_id, limit).await
+    }
+
+    async fn delete_logs_before(&self, before: DateTime<Utc>, batch: i64) -> Result<u64> {
+        self.delete_logs_before_impl(before, batch).await
     }
 }

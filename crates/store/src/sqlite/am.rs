@@ -9,15 +9,15 @@ use sqlx::{sqlite::SqliteRow, Row};
 use super::{from_micros, micros, opt_from_micros, SqliteStore};
 use crate::{
     am::{
-        AccountKind, AccountRecord, AccountSecrets, ChannelState, Decision, GrantRequest, Ledger, NewAccount, Standing,
-        Usage, Verdict,
+        AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger,
+        NewAccount, Standing, Usage, Verdict,
     },
     error::{Result, StoreError},
     model::RequestMeta,
 };
 
 const ACCOUNT_COLUMNS: &str = "id, user_id, platform, name, kind, status, status_reason, status_until, \
-     peer_flood_strikes, api_id, session_facts, lease_until, created_at, updated_at";
+     peer_flood_strikes, api_id, session_facts, lease_until, lease_epoch, created_at, updated_at";
 
 fn account_from_row(row: &SqliteRow) -> Result<AccountRecord> {
     let facts: String = row.try_get("session_facts")?;
@@ -36,6 +36,7 @@ fn account_from_row(row: &SqliteRow) -> Result<AccountRecord> {
         api_id: row.try_get("api_id")?,
         session_facts: serde_json::from_str(&facts).map_err(|e| StoreError::Corrupt(format!("session_facts: {e}")))?,
         lease_until: opt_from_micros(row.try_get("lease_until")?)?,
+        lease_epoch: row.try_get("lease_epoch")?,
         created_at: from_micros(row.try_get("created_at")?)?,
         updated_at: from_micros(row.try_get("updated_at")?)?,
     })
@@ -100,6 +101,31 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(account_from_row).collect()
+    }
+
+    pub(super) async fn account_states_impl(&self, user: UserId) -> Result<Vec<AccountState>> {
+        let rows = sqlx::query(
+            "SELECT id, platform, status, status_until, lease_until, lease_epoch, status_reason FROM accounts \
+             WHERE user_id = ? ORDER BY created_at, id",
+        )
+        .bind(user.get())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccountState {
+                    id: row.try_get(0)?,
+                    platform: row.try_get(1)?,
+                    standing: Standing::from_columns(
+                        &row.try_get::<String, _>(2)?,
+                        row.try_get(6)?,
+                        opt_from_micros(row.try_get(3)?)?,
+                    )?,
+                    lease_until: opt_from_micros(row.try_get(4)?)?,
+                    lease_epoch: row.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn get_account_impl(&self, user: UserId, id: &str) -> Result<Option<AccountRecord>> {

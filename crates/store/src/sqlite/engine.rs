@@ -214,6 +214,11 @@ impl SqliteStore {
         .await?)
     }
 
+    pub(super) async fn count_tasks_in_progress_impl(&self) -> Result<Vec<(String, i64)>> {
+        let sql = "SELECT platform, COUNT(*) FROM invite_tasks WHERE status = 'IN_PROGRESS' GROUP BY platform";
+        Ok(sqlx::query_as(sql).fetch_all(&self.reader).await?)
+    }
+
     pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM invite_tasks \
@@ -347,8 +352,15 @@ impl SqliteStore {
         if settle.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(false);
         }
-        if let Some(column) = counter {
-            Self::count_into_task(&mut tx, s.task_id, column, 1, s.now).await?;
+        match counter {
+            Some(column) => Self::count_into_task(&mut tx, s.task_id, column, 1, s.now).await?,
+            // A target back in the pool changes what the task has to do: the version says so.
+            None => {
+                sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = ?")
+                    .bind(s.task_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         Self::insert_logs(&mut tx, s.task_id, &s.logs, s.now).await?;
         tx.commit().await?;
@@ -487,6 +499,7 @@ impl SqliteStore {
         stats: Option<&Value>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, channel, stats, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '{}'), ?7) \
@@ -501,9 +514,29 @@ impl SqliteStore {
         .bind(channel.map(Value::to_string))
         .bind(stats.map(Value::to_string))
         .bind(micros(now))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        // What the scheduler reads of a task (who may work for it, who knows its channel) changed.
+        if channel.is_some() || status != "active" {
+            sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = ?")
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn task_account_impl(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
+        let row = sqlx::query(
+            "SELECT account_id, platform, status, channel, stats, last_used_at FROM invite_task_accounts \
+             WHERE task_id = ? AND account_id = ?",
+        )
+        .bind(task_id)
+        .bind(account_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(task_account_from_row).transpose()
     }
 
     pub(super) async fn task_accounts_impl(&self, task_id: i64) -> Result<Vec<TaskAccount>> {

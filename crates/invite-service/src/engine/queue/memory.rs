@@ -37,7 +37,8 @@ impl Delivery for Taken {
 }
 
 impl MemoryQueue {
-    fn take(&self) -> Option<Job> {
+    /// The next job without waiting (the simulator runs jobs itself).
+    pub fn try_take(&self) -> Option<Job> {
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         lists.iter_mut().find_map(VecDeque::pop_front)
     }
@@ -54,7 +55,7 @@ impl JobQueue for MemoryQueue {
     async fn next(&self) -> Result<Box<dyn Delivery>, QueueError> {
         loop {
             let notified = self.ready.notified();
-            if let Some(job) = self.take() {
+            if let Some(job) = self.try_take() {
                 return Ok(Box::new(Taken(job)));
             }
             notified.await;
