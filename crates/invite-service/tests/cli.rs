@@ -409,8 +409,8 @@ fn simulate_prints_one_json_object_with_the_figures_and_exits_clean() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     for key in [
         "actions",
         "theoretical_max",
@@ -428,13 +428,19 @@ fn simulate_prints_one_json_object_with_the_figures_and_exits_clean() {
         "max_invites_per_account_channel_total",
         "min_seconds_between_invites_of_an_account",
     ] {
-        assert!(report["observed"].get(key).is_some(), "observed.{key} missing: {report}");
+        assert!(
+            report["observed"].get(key).is_some(),
+            "observed.{key} missing: {report}"
+        );
     }
     assert_eq!(report["theoretical_max"], 90, "3 accounts × 30 a day");
     assert_eq!(report["actions"], 90);
     assert_eq!(report["violations"], 0);
 
-    let bad = command(&dir).args(["simulate", "--tasks", "1", "--channels", "2"]).output().unwrap();
+    let bad = command(&dir)
+        .args(["simulate", "--tasks", "1", "--channels", "2"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--tasks must be at least --channels"));
 }
