@@ -179,14 +179,12 @@ fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<
     Some(a?.max(b?))
 }
 
-/// A fingerprint of a set of account ids (order does not matter).
-fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>) -> u64 {
-    ids.map(|id| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        h.finish()
-    })
-    .fold(0, u64::wrapping_add)
+/// A hash of an account id; a set of accounts is fingerprinted by the sum of its members' hashes (order
+/// does not matter).
+fn id_hash(id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 impl Scheduler {
@@ -255,7 +253,7 @@ impl Scheduler {
                 None => {
                     let start = accounts.len();
                     for a in e.store.account_states(task.user_id).await? {
-                        let hash = fingerprint([a.id.as_str()].into_iter());
+                        let hash = id_hash(&a.id);
                         accounts.push((a, hash));
                     }
                     candidates.resize(accounts.len(), Vec::new());
