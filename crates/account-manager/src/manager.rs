@@ -10,7 +10,7 @@ use domain::{
     UserId,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use store::{AccountRecord, Decision, GrantRequest, SharedStore, Standing, StoreError, Verdict};
+use store::{AccountRecord, Decision, GrantRequest, LedgerAsk, SharedStore, Standing, StoreError, Verdict};
 
 use crate::{
     policy::{decide, Policy},
@@ -199,18 +199,40 @@ impl AccountManager {
         action: AmAction,
         channel: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, AmError> {
+        let at = self.next_available(account_id, &[(action, channel)]).await?;
+        Ok(at.into_iter().next().flatten())
+    }
+
+    /// The same for several (action, channel) pairs of one account, from one read of its ledger; in the
+    /// order asked. Every answer is None when there is no such account.
+    pub async fn next_available(
+        &self,
+        account_id: &str,
+        needs: &[(AmAction, Option<&str>)],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, AmError> {
         let now = self.clock.now();
-        let request = self.request(account_id, action, channel, now);
-        let Some(ledger) = self.store.am_ledger(&request).await? else {
-            return Ok(None);
+        let asks: Vec<LedgerAsk<'_>> = needs
+            .iter()
+            .map(|(action, channel)| LedgerAsk {
+                action: action.as_str(),
+                channel: *channel,
+                lookback: self.policy.lookback(*action),
+            })
+            .collect();
+        let Some(ledgers) = self.store.am_ledgers(account_id, now, &asks).await? else {
+            return Ok(vec![None; needs.len()]);
         };
-        Ok(
-            match decide(&self.policy, action, channel.is_some(), &ledger, now, |low, _| low) {
-                Decision::Grant { .. } => Some(now),
-                Decision::Wait { until, .. } => Some(until),
-                Decision::Deny { .. } => None,
-            },
-        )
+        Ok(needs
+            .iter()
+            .zip(&ledgers)
+            .map(|((action, channel), ledger)| {
+                match decide(&self.policy, *action, channel.is_some(), ledger, now, |low, _| low) {
+                    Decision::Grant { .. } => Some(now),
+                    Decision::Wait { until, .. } => Some(until),
+                    Decision::Deny { .. } => None,
+                }
+            })
+            .collect())
     }
 
     /// What is left of the budget, for completion estimates.

@@ -122,13 +122,43 @@ async fn the_sixteenth_invite_into_a_channel_waits_while_another_channel_works(b
             RateLimit::Granted(_)
         ));
     }
-    match invite_after_pause(&w, &am, &a, "@chan_one").await {
+    let full_until = match invite_after_pause(&w, &am, &a, "@chan_one").await {
         RateLimit::Wait { reason, until, .. } => {
             assert_eq!(reason, "15 invites per 24 h into this channel");
             assert!(until > w.clock.now() + Duration::hours(20));
+            until
         }
         other => panic!("the 16th invite must wait: {other:?}"),
-    }
+    };
+    // One read of the ledger answers every channel, each as a grant would.
+    let now = w.clock.now();
+    w.store
+        .am_channel_gone("telegram", "@chan_full", "full", "no room left", now)
+        .await
+        .unwrap();
+    let answers = am
+        .next_available(
+            &a,
+            &[
+                (AmAction::Invite, Some("@chan_one")),
+                (AmAction::Invite, Some("@chan_two")),
+                (AmAction::ResolveUsername, None),
+                (AmAction::Invite, Some("@chan_full")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers[0], Some(full_until));
+    let two = answers[1].expect("chan_two is open");
+    assert!(two >= now && two <= now + Duration::minutes(15), "{two} vs {now}");
+    assert_eq!(answers[2], Some(now));
+    assert_eq!(answers[3], None, "a full channel takes no one");
+    assert_eq!(
+        am.next_available("no-such-account", &[(AmAction::Invite, Some("@chan_one"))])
+            .await
+            .unwrap(),
+        vec![None]
+    );
     assert!(matches!(
         invite_after_pause(&w, &am, &a, "@chan_two").await,
         RateLimit::Granted(_)

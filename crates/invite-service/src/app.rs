@@ -15,16 +15,22 @@ use platforms::{sandbox::SandboxWorld, telegram::TelegramConfig};
 
 use crate::{
     api::{self, auth::Authenticator, AppState},
-    config::Config,
+    config::{redact_url, Config},
     engine::{
         events::{redis::RedisEvents, Events, Local},
         queue::{memory::MemoryQueue, rabbitmq::RabbitQueue, JobQueue},
         scheduler::Scheduler,
         worker, Engine, Platforms,
     },
-    integrations::parsing_service::ParsingServiceClient,
+    integrations::{
+        gateway::GatewayUsers,
+        integration_service::{IntegrationAccounts, IntegrationServiceClient},
+        parsing_service::ParsingServiceClient,
+        service_token::ServiceToken,
+    },
     secrets::{self, Secret},
     telemetry::Metrics,
+    vault::Vault,
 };
 
 /// How the schema is brought up to date at start-up.
@@ -37,8 +43,13 @@ pub enum Schema {
 }
 
 /// The JWT secret from the configuration, or (standalone) from a file generated in the data folder;
-/// `origin` is told the file's path and whether it was generated just now — never the value.
+/// `origin` is told the file's path and whether it was generated just now — never the value. With Vault
+/// configured the secret is Vault's, read by [`start`]: a generated one would sign tokens nobody accepts.
 pub fn jwt_secret(config: &Config, origin: impl FnOnce(&Path, bool)) -> anyhow::Result<Secret> {
+    anyhow::ensure!(
+        config.vault.is_none(),
+        "the JWT secret is kept in Vault (VAULT_ADDR is set); this command signs only with INVITE_JWT_SECRET or the data folder's secret"
+    );
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.clone());
     }
@@ -160,13 +171,41 @@ pub enum Roles {
 
 /// Starts the HTTP API (and `/metrics`) over an opened store, and the engine when asked.
 pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, roles: Roles) -> anyhow::Result<Running> {
-    let secret = jwt_secret(config, |path, generated| {
-        if generated {
-            tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
-        } else {
-            tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
+    let vault = match &config.vault {
+        Some(c) => Some(Arc::new(Vault::connect(c.clone()).await?)),
+        None => None,
+    };
+    let secret = match &vault {
+        Some(vault) => {
+            if config.jwt_secret.is_some() {
+                tracing::warn!("INVITE_JWT_SECRET is ignored: the JWT secret comes from Vault");
+            }
+            let secret = vault
+                .jwt_secret()
+                .await
+                .context("cannot read the JWT secret (VAULT_KV_MOUNT, VAULT_JWT_SECRET_PATH, VAULT_JWT_SECRET_KEY)")?;
+            tracing::info!(addr = vault.address(), "using the JWT secret kept in Vault");
+            secret
         }
-    })?;
+        None => jwt_secret(config, |path, generated| {
+            if generated {
+                tracing::info!(path = %path.display(), "generated a JWT secret (INVITE_JWT_SECRET is not set)");
+            } else {
+                tracing::info!(path = %path.display(), "using the JWT secret stored in the data folder");
+            }
+        })?,
+    };
+    let telegram_api = match (&config.telegram_api, &vault) {
+        (None, Some(vault)) => vault
+            .telegram_credentials()
+            .await
+            // Accounts may bring their own credentials: a service-wide pair is a convenience, not a need.
+            .inspect_err(|e| tracing::warn!(error = %e, "no service-wide Telegram credentials from Vault"))
+            .ok()
+            .flatten()
+            .map(|c| (c.api_id, c.api_hash)),
+        (configured, _) => configured.clone(),
+    };
     let key = data_key(config, |path, generated| {
         tracing::info!(path = %path.display(), generated, "data key for sealed sessions (INVITE_DATA_KEY is not set)");
     })?;
@@ -184,7 +223,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         am: am.clone(),
         platforms: Platforms::new(
             TelegramConfig {
-                api_id: config.telegram_api.as_ref().map(|(id, _)| *id),
+                api_id: telegram_api.as_ref().map(|(id, _)| *id),
                 ..TelegramConfig::default()
             },
             world,
@@ -195,14 +234,15 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         config: config.engine.clone(),
         metrics: metrics.clone(),
     });
+    let (integration, gateway) = platform_services(config, &secret, &store, &sealer, &clock)?;
+    let mut auth = Authenticator::new(&secret, config.jwt_user_claim.clone(), clock.clone());
+    if let Some(gateway) = gateway {
+        auth = auth.with_gateway(gateway);
+    }
     let state = AppState {
         store: store.clone(),
         clock: clock.clone(),
-        auth: Arc::new(Authenticator::new(
-            &secret,
-            config.jwt_user_claim.clone(),
-            clock.clone(),
-        )),
+        auth: Arc::new(auth),
         metrics: metrics.clone(),
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
@@ -213,8 +253,10 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             .map(|c| Arc::new(ParsingServiceClient::new(c))),
         am,
         sealer,
-        telegram_api: config.telegram_api.clone(),
+        telegram_api,
         engine: engine.clone(),
+        vault,
+        integration: integration.clone(),
     };
     let (shutdown, signal) = watch::channel(false);
     let mut servers = Vec::new();
@@ -229,6 +271,13 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             let (engine, stop) = (engine.clone(), signal.clone());
             servers.push(tokio::spawn(async move {
                 worker::run(engine, stop).await;
+                Ok(())
+            }));
+        }
+        if let Some(integration) = integration {
+            let stop = signal.clone();
+            servers.push(tokio::spawn(async move {
+                integration.keep_in_sync(stop).await;
                 Ok(())
             }));
         }
@@ -274,6 +323,59 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         shutdown,
         servers,
     })
+}
+
+/// The platform services this process talks to, each when configured.
+type PlatformServices = (Option<Arc<IntegrationAccounts>>, Option<Arc<GatewayUsers>>);
+
+/// The platform's Integration Service (its accounts mirrored into the store) and API Gateway (e-mail
+/// subs resolved to user ids), each when configured; both are called with the service's own JWT.
+fn platform_services(
+    config: &Config,
+    secret: &Secret,
+    store: &SharedStore,
+    sealer: &Arc<Sealer>,
+    clock: &SharedClock,
+) -> anyhow::Result<PlatformServices> {
+    let token = Arc::new(ServiceToken::new(
+        secret,
+        config.service_token_subject.clone(),
+        clock.clone(),
+    ));
+    let integration = match &config.integration_service {
+        None => None,
+        Some(c) => {
+            let mut client = IntegrationServiceClient::new(c.clone(), token.clone(), clock.clone());
+            if let Some(url) = &config.redis_url {
+                client = client
+                    .with_redis(url, &config.queue_prefix)
+                    .map_err(anyhow::Error::msg)?;
+            }
+            tracing::info!(
+                url = redact_url(c.base_url.as_str()),
+                cache = if config.redis_url.is_some() {
+                    "redis"
+                } else {
+                    "in-process"
+                },
+                "accounts: mirrored from the Integration Service"
+            );
+            Some(Arc::new(IntegrationAccounts::new(
+                client,
+                store.clone(),
+                sealer.clone(),
+                clock.clone(),
+            )))
+        }
+    };
+    let gateway = config.api_gateway.clone().map(|c| {
+        tracing::info!(
+            url = redact_url(c.base_url.as_str()),
+            "tokens naming an e-mail are resolved through the API Gateway"
+        );
+        Arc::new(GatewayUsers::new(c, token, clock.clone()))
+    });
+    Ok((integration, gateway))
 }
 
 async fn bind_listener(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {

@@ -8,7 +8,13 @@ use url::Url;
 
 use domain::phone::Region;
 
-use crate::{integrations::parsing_service::ParsingServiceConfig, secrets::Secret};
+use crate::{
+    integrations::{
+        gateway::GatewayConfig, integration_service::IntegrationServiceConfig, parsing_service::ParsingServiceConfig,
+    },
+    secrets::Secret,
+    vault::VaultConfig,
+};
 
 /// One documented variable: its name, its default (if any) and what it does. `--help` and the README
 /// are written from this list.
@@ -175,6 +181,56 @@ pub const VARIABLES: &[Variable] = &[
         about: "timeout of one Parsing Service call (tried 3 times with backoff)",
     },
     Variable {
+        name: "INTEGRATION_SERVICE_URL",
+        default: "(unset: accounts only from this service's own registry)",
+        about: "base URL of the platform's Integration Service: its accounts are mirrored as kind integration (platform profile)",
+    },
+    Variable {
+        name: "INTEGRATION_ACCOUNTS_PATH",
+        default: "/api/v1/accounts",
+        about: "path of the Integration Service's account list, asked with user_id, platform and status=active",
+    },
+    Variable {
+        name: "INTEGRATION_ACCOUNTS_CACHE_SECONDS",
+        default: "60",
+        about: "how long an account list is used (in Redis without secrets when REDIS_URL is set, else in process), and how often running tasks' accounts are mirrored again",
+    },
+    Variable {
+        name: "INTEGRATION_TIMEOUT_SECONDS",
+        default: "10",
+        about: "timeout of one Integration Service call",
+    },
+    Variable {
+        name: "INTEGRATION_BREAKER_FAILURES",
+        default: "5",
+        about: "Integration Service failures in a row (5xx, timeouts, refused connections) that open its circuit breaker",
+    },
+    Variable {
+        name: "INTEGRATION_BREAKER_COOLDOWN_SECONDS",
+        default: "30",
+        about: "how long the open breaker fails calls at once before one trial call",
+    },
+    Variable {
+        name: "INVITE_SERVICE_TOKEN_SUBJECT",
+        default: "invite-service",
+        about: "sub of the service's own JWT (HS256, the JWT secret, 1 h) sent to the platform's other services",
+    },
+    Variable {
+        name: "API_GATEWAY_URL",
+        default: "(unset: a token whose only identity is an e-mail sub is refused)",
+        about: "base URL of the platform's API Gateway, to resolve an e-mail sub to a user id (/internal/users/by-email)",
+    },
+    Variable {
+        name: "API_GATEWAY_CACHE_SECONDS",
+        default: "60",
+        about: "how long a resolved e-mail address is remembered",
+    },
+    Variable {
+        name: "API_GATEWAY_TIMEOUT_SECONDS",
+        default: "5",
+        about: "timeout of one API Gateway call (503 beyond)",
+    },
+    Variable {
         name: "INVITE_QUEUE_PREFIX",
         default: "(empty: the spec's queue names)",
         about: "prefix of the RabbitMQ queue names and the Redis events channel, to share one broker between deployments",
@@ -192,17 +248,47 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "VAULT_ADDR",
         default: "(unset)",
-        about: "Vault address for AppRole secrets (platform profile; not supported by this build yet)",
+        about: "address of Vault, e.g. http://vault:8200 (platform profile): the JWT secret and Telegram credentials come from its KV v2 store instead of INVITE_JWT_SECRET; unreachable at start → exit",
     },
     Variable {
         name: "VAULT_ROLE_ID",
         default: "(unset)",
-        about: "Vault AppRole role id (with VAULT_ADDR)",
+        about: "Vault AppRole role id (required with VAULT_ADDR)",
     },
     Variable {
         name: "VAULT_SECRET_ID",
         default: "(unset)",
-        about: "Vault AppRole secret id (with VAULT_ADDR)",
+        about: "Vault AppRole secret id (required with VAULT_ADDR)",
+    },
+    Variable {
+        name: "VAULT_KV_MOUNT",
+        default: crate::vault::DEFAULT_KV_MOUNT,
+        about: "KV v2 mount holding the secrets below (the running platform uses kv)",
+    },
+    Variable {
+        name: "VAULT_JWT_SECRET_PATH",
+        default: crate::vault::DEFAULT_JWT_SECRET_PATH,
+        about: "path of the JWT secret within the mount (the running platform uses jwt)",
+    },
+    Variable {
+        name: "VAULT_JWT_SECRET_KEY",
+        default: crate::vault::DEFAULT_JWT_SECRET_KEY,
+        about: "key of the JWT secret at that path",
+    },
+    Variable {
+        name: "VAULT_TELEGRAM_CREDENTIALS_PATH",
+        default: crate::vault::DEFAULT_TELEGRAM_CREDENTIALS_PATH,
+        about: "path of the service-wide Telegram credentials (keys api_id, api_hash), used when INVITE_TELEGRAM_API_ID is unset",
+    },
+    Variable {
+        name: "VAULT_ACCOUNT_SESSION_PATH",
+        default: crate::vault::DEFAULT_ACCOUNT_SESSION_PATH,
+        about: "path template of an account's session data (key session_data)",
+    },
+    Variable {
+        name: "VAULT_TIMEOUT_SECONDS",
+        default: "5",
+        about: "timeout of one Vault call (1-300)",
     },
 ];
 
@@ -246,6 +332,13 @@ pub struct Config {
     pub broker_url: Option<Url>,
     pub import: ImportConfig,
     pub parsing_service: Option<ParsingServiceConfig>,
+    /// None when INTEGRATION_SERVICE_URL is unset.
+    pub integration_service: Option<IntegrationServiceConfig>,
+    /// None when API_GATEWAY_URL is unset.
+    pub api_gateway: Option<GatewayConfig>,
+    pub service_token_subject: String,
+    /// None when VAULT_ADDR is unset.
+    pub vault: Option<VaultConfig>,
 }
 
 /// Limits and defaults of audience import.
@@ -299,10 +392,11 @@ impl Config {
             }
         });
         let jwt_secret = jwt_secret.transpose()?;
-        if jwt_secret.is_none() && !database_url.starts_with("sqlite:") {
+        let vault = parse_vault(get)?;
+        if jwt_secret.is_none() && vault.is_none() && !database_url.starts_with("sqlite:") {
             return Err(bad(
                 "INVITE_JWT_SECRET",
-                "required with a PostgreSQL DATABASE_URL: every replica must verify tokens with the same secret",
+                "required with a PostgreSQL DATABASE_URL unless VAULT_ADDR is set: every replica must verify tokens with the same secret",
             ));
         }
         let jwt_user_claim = get("INVITE_JWT_USER_CLAIM").unwrap_or("user_id").to_string();
@@ -436,18 +530,6 @@ impl Config {
         let broker_url = get("CELERY_BROKER_URL")
             .map(|v| parse_url("CELERY_BROKER_URL", v, &["amqp", "amqps"]))
             .transpose()?;
-        if let Some(addr) = get("VAULT_ADDR") {
-            parse_url("VAULT_ADDR", addr, &["http", "https"])?;
-            return Err(bad(
-                "VAULT_ADDR",
-                "Vault is not supported by this build yet; unset it and give INVITE_JWT_SECRET instead",
-            ));
-        }
-        for var in ["VAULT_ROLE_ID", "VAULT_SECRET_ID"] {
-            if get(var).is_some() {
-                return Err(bad(var, "is set but VAULT_ADDR is not"));
-            }
-        }
         let import = ImportConfig {
             max_upload_bytes: parse_number(
                 "INVITE_MAX_UPLOAD_BYTES",
@@ -515,9 +597,16 @@ impl Config {
                 })
             }
         };
+        let (integration_service, api_gateway) = parse_platform_services(get)?;
+        let service_token_subject = get("INVITE_SERVICE_TOKEN_SUBJECT")
+            .unwrap_or(crate::integrations::service_token::SERVICE_NAME)
+            .to_owned();
         Ok(Self {
             import,
             parsing_service,
+            integration_service,
+            api_gateway,
+            service_token_subject,
             bind,
             metrics_bind,
             data_dir,
@@ -537,6 +626,7 @@ impl Config {
             log_filter,
             redis_url,
             broker_url,
+            vault,
         })
     }
 
@@ -544,6 +634,106 @@ impl Config {
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
     }
+}
+
+/// Vault's settings when VAULT_ADDR is set. Any other VAULT_ variable without it is refused: the service
+/// would otherwise run on secrets of its own while the deployment meant Vault's.
+fn parse_vault<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Option<VaultConfig>, ConfigError> {
+    let Some(addr) = get("VAULT_ADDR") else {
+        for v in VARIABLES.iter().filter(|v| v.name.starts_with("VAULT_")) {
+            if get(v.name).is_some() {
+                return Err(bad(v.name, "is set but VAULT_ADDR is not"));
+            }
+        }
+        return Ok(None);
+    };
+    let addr = parse_url("VAULT_ADDR", addr, &["http", "https"])?;
+    let role_id = get("VAULT_ROLE_ID").ok_or_else(|| bad("VAULT_ROLE_ID", "is required with VAULT_ADDR"))?;
+    let secret_id = get("VAULT_SECRET_ID").ok_or_else(|| bad("VAULT_SECRET_ID", "is required with VAULT_ADDR"))?;
+    let mut vault = VaultConfig::new(addr, role_id.to_string(), Secret::new(secret_id.to_string()));
+    let path = |var: &'static str, value: Option<&str>, default: String| match value {
+        None => Ok(default),
+        Some(v) => crate::vault::check_path(v).map_err(|problem| bad(var, problem)),
+    };
+    vault.kv_mount = path("VAULT_KV_MOUNT", get("VAULT_KV_MOUNT"), vault.kv_mount)?;
+    vault.jwt_secret_path = path(
+        "VAULT_JWT_SECRET_PATH",
+        get("VAULT_JWT_SECRET_PATH"),
+        vault.jwt_secret_path,
+    )?;
+    vault.telegram_credentials_path = path(
+        "VAULT_TELEGRAM_CREDENTIALS_PATH",
+        get("VAULT_TELEGRAM_CREDENTIALS_PATH"),
+        vault.telegram_credentials_path,
+    )?;
+    if let Some(v) = get("VAULT_JWT_SECRET_KEY") {
+        vault.jwt_secret_key = v.to_string();
+    }
+    if let Some(v) = get("VAULT_ACCOUNT_SESSION_PATH") {
+        vault.account_session_path = crate::vault::check_account_session_path(v)
+            .map_err(|problem| bad("VAULT_ACCOUNT_SESSION_PATH", problem))?;
+    }
+    vault.timeout = std::time::Duration::from_secs(u64::from(parse_number(
+        "VAULT_TIMEOUT_SECONDS",
+        get("VAULT_TIMEOUT_SECONDS"),
+        5,
+        1,
+        300,
+    )?));
+    Ok(Some(vault))
+}
+
+/// The Integration Service and the API Gateway, each when its URL is set.
+fn parse_platform_services<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Result<(Option<IntegrationServiceConfig>, Option<GatewayConfig>), ConfigError> {
+    let seconds = |var: &'static str, default: u32, max: u32| {
+        parse_number(var, get(var), default, 1, max).map(|s| std::time::Duration::from_secs(u64::from(s)))
+    };
+    let integration = match get("INTEGRATION_SERVICE_URL") {
+        None => None,
+        Some(v) => {
+            let accounts_path = get("INTEGRATION_ACCOUNTS_PATH")
+                .unwrap_or("/api/v1/accounts")
+                .to_owned();
+            if !accounts_path.starts_with('/') {
+                return Err(bad("INTEGRATION_ACCOUNTS_PATH", "must start with /"));
+            }
+            Some(IntegrationServiceConfig {
+                base_url: base_url("INTEGRATION_SERVICE_URL", v)?,
+                accounts_path,
+                cache_ttl: seconds("INTEGRATION_ACCOUNTS_CACHE_SECONDS", 60, 3600)?,
+                timeout: seconds("INTEGRATION_TIMEOUT_SECONDS", 10, 300)?,
+                breaker_failures: parse_number(
+                    "INTEGRATION_BREAKER_FAILURES",
+                    get("INTEGRATION_BREAKER_FAILURES"),
+                    5,
+                    1,
+                    1000,
+                )?,
+                breaker_cooldown: seconds("INTEGRATION_BREAKER_COOLDOWN_SECONDS", 30, 3600)?,
+            })
+        }
+    };
+    let gateway = match get("API_GATEWAY_URL") {
+        None => None,
+        Some(v) => Some(GatewayConfig {
+            base_url: base_url("API_GATEWAY_URL", v)?,
+            cache_ttl: seconds("API_GATEWAY_CACHE_SECONDS", 60, 3600)?,
+            timeout: seconds("API_GATEWAY_TIMEOUT_SECONDS", 5, 300)?,
+        }),
+    };
+    Ok((integration, gateway))
+}
+
+/// An http(s) URL ending with `/`, so that paths join below it rather than replace its last segment.
+fn base_url(var: &'static str, v: &str) -> Result<Url, ConfigError> {
+    let mut url = parse_url(var, v, &["http", "https"])?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
 }
 
 fn parse_addr(var: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -677,6 +867,36 @@ mod tests {
     }
 
     #[test]
+    fn platform_services_are_read_with_their_defaults() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert!(c.integration_service.is_none() && c.api_gateway.is_none());
+        assert_eq!(c.service_token_subject, "invite-service");
+        let c = Config::from_vars(&vars(&[
+            ("INTEGRATION_SERVICE_URL", "http://integration:8002/base"),
+            ("API_GATEWAY_URL", "http://gateway:8000"),
+            ("INVITE_SERVICE_TOKEN_SUBJECT", "svc-invite"),
+        ]))
+        .unwrap();
+        let i = c.integration_service.unwrap();
+        assert_eq!(i.base_url.as_str(), "http://integration:8002/base/");
+        assert_eq!(i.accounts_path, "/api/v1/accounts");
+        assert_eq!(i.cache_ttl, std::time::Duration::from_secs(60));
+        assert_eq!((i.breaker_failures, i.breaker_cooldown.as_secs()), (5, 30));
+        assert_eq!(c.api_gateway.unwrap().base_url.as_str(), "http://gateway:8000/");
+        assert_eq!(c.service_token_subject, "svc-invite");
+        assert!(error_of(&[("INTEGRATION_SERVICE_URL", "ftp://x")]).starts_with("INTEGRATION_SERVICE_URL: "));
+        assert!(error_of(&[
+            ("INTEGRATION_SERVICE_URL", "http://x"),
+            ("INTEGRATION_BREAKER_FAILURES", "0")
+        ])
+        .starts_with("INTEGRATION_BREAKER_FAILURES: "));
+        assert!(
+            error_of(&[("API_GATEWAY_URL", "http://x"), ("API_GATEWAY_CACHE_SECONDS", "x")])
+                .starts_with("API_GATEWAY_CACHE_SECONDS: ")
+        );
+    }
+
+    #[test]
     fn a_sandbox_world_that_cannot_be_is_refused_by_name() {
         assert!(error_of(&[("INVITE_SANDBOX_WORLD", r#"{"people": {"bot": 2}}"#)])
             .starts_with("INVITE_SANDBOX_WORLD: people.bot must be between 0 and 1"));
@@ -695,5 +915,108 @@ mod tests {
         );
         let c = Config::from_vars(&vars(&[("INVITE_JWT_SECRET", "0123456789abcdef-secret")])).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let c = Config::from_vars(&vars(&[
+            ("VAULT_ADDR", "http://vault:8200"),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "vault-secret-id-value"),
+        ]))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("vault-secret-id-value"));
+    }
+
+    #[test]
+    fn vault_defaults_to_the_specs_paths_and_expresses_the_running_platforms() {
+        let base = [
+            ("VAULT_ADDR", "https://vault.internal:8200"),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "secret"),
+        ];
+        let v = Config::from_vars(&vars(&base)).unwrap().vault.unwrap();
+        assert_eq!(v.addr.as_str(), "https://vault.internal:8200/");
+        assert_eq!(v.secret_id.expose(), "secret");
+        assert_eq!(
+            (
+                v.kv_mount.as_str(),
+                v.jwt_secret_path.as_str(),
+                v.jwt_secret_key.as_str()
+            ),
+            ("secret", "invite-service/jwt_secret", "secret_key")
+        );
+        assert_eq!(v.telegram_credentials_path, "telegram/api_credentials");
+        assert_eq!(v.account_session_path, "invite-service/accounts/{account_id}");
+        assert_eq!(v.timeout, std::time::Duration::from_secs(5));
+
+        let platform = [
+            ("VAULT_KV_MOUNT", "kv"),
+            ("VAULT_JWT_SECRET_PATH", "/jwt/"),
+            ("VAULT_JWT_SECRET_KEY", "secret_key"),
+            ("VAULT_ACCOUNT_SESSION_PATH", "telegram/sessions/{account_id}"),
+            ("VAULT_TIMEOUT_SECONDS", "2"),
+        ];
+        let v = Config::from_vars(&vars(&[&base[..], &platform[..]].concat()))
+            .unwrap()
+            .vault
+            .unwrap();
+        assert_eq!((v.kv_mount.as_str(), v.jwt_secret_path.as_str()), ("kv", "jwt"));
+        assert_eq!(v.account_session_path, "telegram/sessions/{account_id}");
+        assert_eq!(v.timeout, std::time::Duration::from_secs(2));
+
+        let postgres = Config::from_vars(&vars(
+            &[
+                &base[..],
+                &[
+                    ("DATABASE_URL", "postgres://u@h/db"),
+                    ("INVITE_DATA_KEY", &"ab".repeat(32)),
+                ],
+            ]
+            .concat(),
+        ));
+        assert!(
+            postgres.unwrap().jwt_secret.is_none(),
+            "the JWT secret comes from Vault"
+        );
+    }
+
+    #[test]
+    fn a_vault_setting_that_cannot_work_is_refused_by_name() {
+        let with = |extra: &[(&str, &str)]| {
+            let base = [
+                ("VAULT_ADDR", "http://vault:8200"),
+                ("VAULT_ROLE_ID", "role"),
+                ("VAULT_SECRET_ID", "s3cr3t-id"),
+            ];
+            error_of(&[&base[..], extra].concat())
+        };
+        assert!(error_of(&[("VAULT_ADDR", "vault:8200")]).starts_with("VAULT_ADDR: "));
+        assert!(error_of(&[("VAULT_ADDR", "ftp://vault")]).starts_with("VAULT_ADDR: must use http or https"));
+        assert_eq!(
+            error_of(&[("VAULT_ADDR", "http://vault:8200"), ("VAULT_SECRET_ID", "s")]),
+            "VAULT_ROLE_ID: is required with VAULT_ADDR"
+        );
+        assert_eq!(
+            error_of(&[("VAULT_ADDR", "http://vault:8200"), ("VAULT_ROLE_ID", "r")]),
+            "VAULT_SECRET_ID: is required with VAULT_ADDR"
+        );
+        assert_eq!(
+            error_of(&[("VAULT_SECRET_ID", "s3cr3t-id")]),
+            "VAULT_SECRET_ID: is set but VAULT_ADDR is not"
+        );
+        assert_eq!(
+            error_of(&[("VAULT_KV_MOUNT", "kv")]),
+            "VAULT_KV_MOUNT: is set but VAULT_ADDR is not"
+        );
+        assert!(with(&[("VAULT_KV_MOUNT", "kv/../sys")]).starts_with("VAULT_KV_MOUNT: must be a Vault path"));
+        assert!(with(&[("VAULT_JWT_SECRET_PATH", "a b")]).starts_with("VAULT_JWT_SECRET_PATH: "));
+        assert!(with(&[("VAULT_TELEGRAM_CREDENTIALS_PATH", "x?y")]).starts_with("VAULT_TELEGRAM_CREDENTIALS_PATH: "));
+        assert!(with(&[("VAULT_ACCOUNT_SESSION_PATH", "accounts/one")])
+            .starts_with("VAULT_ACCOUNT_SESSION_PATH: must contain {account_id}"));
+        assert!(with(&[("VAULT_TIMEOUT_SECONDS", "0")]).starts_with("VAULT_TIMEOUT_SECONDS: "));
+        for err in [
+            with(&[("VAULT_TIMEOUT_SECONDS", "0")]),
+            with(&[("VAULT_KV_MOUNT", "..")]),
+        ] {
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(!err.contains("s3cr3t-id"), "{err}");
+        }
     }
 }

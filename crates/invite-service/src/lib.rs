@@ -13,3 +13,4 @@ pub mod integrations;
 pub mod secrets;
 pub mod sim;
 pub mod telemetry;
+pub mod vault;

@@ -111,6 +111,68 @@ pub struct GrantRequest<'a> {
     pub lookback: Duration,
 }
 
+/// One (action, channel) whose ledger is asked for, without taking anything.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerAsk<'a> {
+    pub action: &'a str,
+    pub channel: Option<&'a str>,
+    /// How far back the ledger is read (the action's longest rolling window).
+    pub lookback: Duration,
+}
+
+/// An account's whole ledger as one read brings it, from which the [`Ledger`] of each asked (action,
+/// channel) is cut: one read answers every channel an account could act in.
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerRows {
+    pub standing: Standing,
+    /// The latest pause end per action.
+    pub pauses: Vec<(String, DateTime<Utc>)>,
+    /// Consumed grants within the longest lookback asked: action, channel, time; oldest first.
+    pub grants: Vec<(String, Option<String>, DateTime<Utc>)>,
+    /// Consumed grants ever, per action and channel.
+    pub lifetime: Vec<(String, String, i64)>,
+    /// Channels this account may not act in, with the reason.
+    pub closed: Vec<(String, String)>,
+    /// Channels of the account's platform that take no one, with the reason.
+    pub gone: Vec<(String, String)>,
+}
+
+impl LedgerRows {
+    pub(crate) fn ledgers(&self, now: DateTime<Utc>, asks: &[LedgerAsk<'_>]) -> Vec<Ledger> {
+        asks.iter()
+            .map(|ask| {
+                let since = now - ask.lookback;
+                let recent = self
+                    .grants
+                    .iter()
+                    .filter(|(action, _, at)| action == ask.action && *at > since);
+                let in_channel = |channel: &Option<String>| ask.channel.is_some() && channel.as_deref() == ask.channel;
+                let find = |rows: &[(String, String)]| {
+                    ask.channel
+                        .and_then(|c| rows.iter().find(|(channel, _)| channel == c).map(|(_, r)| r.clone()))
+                };
+                Ledger {
+                    standing: self.standing.clone(),
+                    channel_closed: find(&self.closed),
+                    channel_gone: find(&self.gone),
+                    pause_until: self
+                        .pauses
+                        .iter()
+                        .find(|(action, _)| action == ask.action)
+                        .map(|(_, t)| *t),
+                    account_grants: recent.clone().map(|(_, _, at)| *at).collect(),
+                    channel_grants: recent.filter(|(_, c, _)| in_channel(c)).map(|(_, _, at)| *at).collect(),
+                    channel_lifetime: self
+                        .lifetime
+                        .iter()
+                        .find(|(action, channel, _)| action == ask.action && Some(channel.as_str()) == ask.channel)
+                        .map_or(0, |(_, _, n)| *n as u64),
+                }
+            })
+            .collect()
+    }
+}
+
 /// What the store did with the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -137,6 +199,8 @@ pub enum AccountKind {
     Session,
     /// Bound to a simulated account of the sandbox world.
     Sandbox,
+    /// Mirrored from the platform's Integration Service, its session sealed at rest like `Session`'s.
+    Integration,
 }
 
 impl AccountKind {
@@ -144,6 +208,7 @@ impl AccountKind {
         match self {
             AccountKind::Session => "session",
             AccountKind::Sandbox => "sandbox",
+            AccountKind::Integration => "integration",
         }
     }
 
@@ -151,6 +216,7 @@ impl AccountKind {
         match s {
             "session" => Ok(AccountKind::Session),
             "sandbox" => Ok(AccountKind::Sandbox),
+            "integration" => Ok(AccountKind::Integration),
             other => Err(crate::StoreError::Corrupt(format!("account kind {other:?}"))),
         }
     }

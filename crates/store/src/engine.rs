@@ -91,6 +91,14 @@ pub struct Settlement {
     pub logs: Vec<NewLog>,
 }
 
+/// Who may not work for a task and who knows its channel (looked it up, for this task or another with
+/// the same channel): what the scheduler needs of the task's accounts, in one narrow read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskRoster {
+    pub excluded: Vec<String>,
+    pub looked_up: Vec<String>,
+}
+
 /// An account serving a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskAccount {

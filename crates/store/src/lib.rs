@@ -6,6 +6,7 @@ pub mod am;
 pub mod engine;
 mod error;
 mod import;
+mod integration;
 mod model;
 mod postgres;
 pub mod report;
@@ -23,12 +24,13 @@ use domain::{
 use serde_json::Value;
 
 pub use am::{
-    AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, NewAccount,
-    Standing, Usage, Verdict,
+    AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, LedgerAsk,
+    NewAccount, Standing, Usage, Verdict,
 };
-pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition};
+pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition};
 pub use error::{Result, StoreError};
 pub use import::{ImportRequest, ImportSink, ImportStart};
+pub use integration::{IntegrationEntry, IntegrationSync, INTEGRATION_REASON_PREFIX};
 pub use model::{
     audit_action, AuditEntry, DeleteOutcome, DncAdded, DncEntry, ImportOutcome, ImportRecord, NewDncEntry, Page,
     PageRequest, RequestMeta, TargetDeleteOutcome, TargetQuery, TaskQuery, TaskSortField, UpdateOutcome,
@@ -163,6 +165,18 @@ pub trait Store: Send + Sync + 'static {
     /// Removes an account of the registry; its grants stay in the ledger.
     async fn delete_account(&self, user: UserId, id: &str, now: DateTime<Utc>, meta: &RequestMeta) -> Result<bool>;
 
+    /// Mirrors the user's accounts on a platform as the Integration Service lists them now (see
+    /// [`IntegrationEntry`]), in one transaction: new usable ones are added as kind `integration`,
+    /// known ones refreshed (a secret given as None is kept), and mirrored ones that are blocked there
+    /// or no longer listed are blocked here. Rows are never deleted, so a spent budget stays spent.
+    async fn sync_integration_accounts(
+        &self,
+        user: UserId,
+        platform: &str,
+        entries: &[IntegrationEntry],
+        now: DateTime<Utc>,
+    ) -> Result<IntegrationSync>;
+
     /// Reads the ledger of one (account, action, channel) under a per-account lock, asks `decide`, and
     /// writes a granted slot before returning it.
     async fn am_grant(
@@ -171,9 +185,15 @@ pub trait Store: Send + Sync + 'static {
         decide: &(dyn for<'l> Fn(&'l Ledger) -> Decision + Send + Sync),
     ) -> Result<Verdict>;
 
-    /// The same ledger, read without a lock and deciding nothing: for questions such as "when may this
-    /// account next act" (None: no such account).
-    async fn am_ledger(&self, request: &GrantRequest<'_>) -> Result<Option<Ledger>>;
+    /// The same ledger for each asked (action, channel) of one account, as of `now`, in one read without
+    /// a lock and deciding nothing: for questions such as "when may this account next act, and where"
+    /// (None: no such account).
+    async fn am_ledgers(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        asks: &[LedgerAsk<'_>],
+    ) -> Result<Option<Vec<Ledger>>>;
 
     /// Records a grant's outcome; `consumed` false gives the slot back (the platform did nothing).
     async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool>;
@@ -362,8 +382,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>>;
 
+    /// The task's excluded accounts and those that know its channel (the scheduler's read).
+    async fn task_roster(&self, task_id: i64) -> Result<TaskRoster>;
+
     /// One account's row of a task, if it has acted or looked there.
     async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>>;
+
+    /// What this account last found of this channel (`target_channel` as tasks store it) for any task:
+    /// an account looks a channel up once, whichever task it works for.
+    async fn known_channel(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>>;
 
     /// Whether any of these keys (`u:`, `i:`, `p:` as `Identifier::dedup_key` writes them) is on the
     /// user's do-not-contact list.

@@ -1056,6 +1056,9 @@ async fn task_accounts_are_upserted_replacing_only_what_is_given(backend: Backen
         s.task_accounts(task.id).await.unwrap(),
         vec![expected_a.clone(), expected_b.clone()]
     );
+    let roster = s.task_roster(task.id).await.unwrap();
+    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
+    assert!(roster.excluded.is_empty());
 
     // Excluded, with a reason in stats: the channel stays.
     let stats = json!({ "ok": 1, "excluded": "no_rights" });
@@ -1074,6 +1077,10 @@ async fn task_accounts_are_upserted_replacing_only_what_is_given(backend: Backen
     };
     expected_b.status = "excluded".into();
     assert_eq!(accounts, vec![expected_a.clone(), expected_b.clone()]);
+    let mut roster = s.task_roster(task.id).await.unwrap();
+    roster.excluded.sort();
+    assert_eq!(roster.excluded, vec!["acc-a".to_owned(), "acc-b".to_owned()]);
+    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
 
     // A claim marks the account's last use for the task.
     claim(s, task.id, "acc-b", t(20)).await.unwrap();
@@ -1081,6 +1088,13 @@ async fn task_accounts_are_upserted_replacing_only_what_is_given(backend: Backen
     assert_eq!(s.task_accounts(task.id).await.unwrap(), vec![expected_a, expected_b]);
     let (other, _) = running_task(s, 1).await;
     assert!(s.task_accounts(other.id).await.unwrap().is_empty());
+    // Another task with the same channel: acc-a knows it already, nobody is excluded there.
+    let roster = s.task_roster(other.id).await.unwrap();
+    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
+    assert!(roster.excluded.is_empty());
+    assert_eq!(s.known_channel("acc-a", "@club_of_tests").await.unwrap(), Some(channel));
+    assert_eq!(s.known_channel("acc-b", "@club_of_tests").await.unwrap(), None);
+    assert_eq!(s.known_channel("acc-a", "@another_club").await.unwrap(), None);
 }
 
 async fn the_do_not_contact_check_matches_any_key(backend: Backend) {

@@ -249,7 +249,7 @@ fn account_json(a: &AccountRecord, now: DateTime<Utc>) -> Value {
         "created_at": a.created_at,
         "updated_at": a.updated_at,
     });
-    if a.kind == AccountKind::Session {
+    if a.kind != AccountKind::Sandbox {
         out["session"] = a.session_facts.clone();
     }
     out
@@ -304,6 +304,12 @@ fn daily_cap(policy: &Policy, action: AmAction) -> Option<u32> {
 /// `GET /accounts[?platform=telegram]`
 pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, q: Query) -> ApiResult<Json<Value>> {
     let platform = q.get("platform").map(str::to_ascii_lowercase);
+    if let Some(integration) = &state.integration {
+        // The stored copy is still worth showing when the Integration Service cannot be asked.
+        if let Err(e) = integration.sync(user, platform.as_deref().unwrap_or("telegram")).await {
+            tracing::warn!(error = %e, "accounts listed without asking the Integration Service");
+        }
+    }
     let accounts = state.store.list_accounts(user, platform.as_deref()).await?;
     let now = state.clock.now();
     let mut items = Vec::with_capacity(accounts.len());

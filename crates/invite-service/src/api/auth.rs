@@ -1,4 +1,6 @@
-//! `Authorization: Bearer <JWT>` (HS256, shared secret). The user id comes from the token only.
+//! `Authorization: Bearer <JWT>` (HS256, shared secret). The user id comes from the token only: a
+//! numeric claim, or — the platform's gateway often names users by e-mail in `sub` — the id the API
+//! Gateway gives for that e-mail address (when `API_GATEWAY_URL` is set).
 
 use std::sync::Arc;
 
@@ -9,7 +11,12 @@ use domain::UserId;
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
 
-use crate::{api::error::ApiError, api::AppState, secrets::Secret};
+use crate::{
+    api::error::ApiError,
+    api::AppState,
+    integrations::gateway::{GatewayError, GatewayUsers},
+    secrets::Secret,
+};
 
 /// Tolerated clock difference between the token's issuer and this service.
 const LEEWAY_SECONDS: i64 = 30;
@@ -19,6 +26,7 @@ pub struct Authenticator {
     encoding: EncodingKey,
     user_claim: String,
     clock: SharedClock,
+    gateway: Option<Arc<GatewayUsers>>,
 }
 
 impl Authenticator {
@@ -29,7 +37,14 @@ impl Authenticator {
             encoding: EncodingKey::from_secret(bytes),
             user_claim,
             clock,
+            gateway: None,
         }
+    }
+
+    /// Resolves tokens whose only identity is an e-mail `sub` through the API Gateway.
+    pub fn with_gateway(mut self, gateway: Arc<GatewayUsers>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 
     /// Signs a token for `user` valid for `ttl` (the `token` command).
@@ -46,7 +61,7 @@ impl Authenticator {
     }
 
     /// Checks a token and returns whose it is.
-    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<UserId, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is checked below against the service clock, not the system time.
@@ -77,13 +92,31 @@ impl Authenticator {
             .into_iter()
             .flatten()
             .find_map(numeric_user_id);
-        user.ok_or_else(|| {
-            ApiError::Unauthorized(format!(
+        if let Some(user) = user {
+            return Ok(user);
+        }
+        let email = claims.get("sub").and_then(Value::as_str).filter(|s| is_email(s));
+        match (email, &self.gateway) {
+            (Some(email), Some(gateway)) => gateway.user_id(email).await.map_err(|e| match e {
+                GatewayError::UnknownUser => ApiError::Unauthorized(e.to_string()),
+                GatewayError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            }),
+            (Some(_), None) => Err(unauthorized(
+                "invalid token: no user id in it; its sub is an e-mail address, and no API_GATEWAY_URL is set to resolve that",
+            )),
+            (None, _) => Err(ApiError::Unauthorized(format!(
                 "invalid token: no user id in claim {:?} nor a numeric sub",
                 self.user_claim
-            ))
-        })
+            ))),
+        }
     }
+}
+
+/// `local@domain`, no spaces: what the gateway puts in `sub` for a user signed in by e-mail.
+fn is_email(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.contains('@') && !s.chars().any(char::is_whitespace)
+    })
 }
 
 fn numeric_user_id(v: &Value) -> Option<UserId> {
@@ -120,7 +153,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let user = state.auth.verify(bearer_token(parts)?)?;
+        let user = state.auth.verify(bearer_token(parts)?).await?;
         tracing::Span::current().record("user_id", user.get());
         Ok(AuthUser(user))
     }
@@ -131,7 +164,7 @@ impl FromRequestParts<AppState> for CallerToken {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
-        state.auth.verify(token)?;
+        state.auth.verify(token).await?;
         Ok(CallerToken(Secret::new(token.to_string())))
     }
 }

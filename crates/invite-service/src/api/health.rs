@@ -22,10 +22,14 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             (StatusCode::SERVICE_UNAVAILABLE, "timeout")
         }
     };
-    let body = json!({
+    let mut body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
         "store": { "backend": state.store.backend(), "status": store_status },
     });
+    // Degraded Vault leaves the status 200: cached secrets keep the service working until they expire.
+    if let Some(vault) = &state.vault {
+        body["vault"] = json!(vault.status());
+    }
     (status, Json(body))
 }

@@ -29,7 +29,7 @@ use crate::{
         read::{self, ReadError, ReadOptions},
         DraftStream, Prepared, StartError,
     },
-    integrations::parsing_service::{ParsingServiceClient, UpstreamError},
+    integrations::parsing_service::{Bearer, ParsingServiceClient, UpstreamError},
 };
 
 /// A multipart upload: the file and the text fields beside it.
@@ -409,7 +409,7 @@ pub async fn parsing(
     let results = client
         .results(
             &parsing_task_id,
-            &token,
+            Bearer::Caller(&token),
             state.import.max_targets_per_task.saturating_mul(10).max(10_000),
         )
         .await

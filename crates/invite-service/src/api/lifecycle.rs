@@ -11,7 +11,10 @@ use super::{
     tasks::{task_json, TaskId},
     AppState,
 };
-use crate::engine::lifecycle::{Move, MoveError};
+use crate::{
+    engine::lifecycle::{Move, MoveError},
+    integrations::integration_service::IntegrationError,
+};
 
 async fn apply(
     state: AppState,
@@ -20,6 +23,19 @@ async fn apply(
     m: Move,
     meta: store::RequestMeta,
 ) -> ApiResult<Json<Value>> {
+    if let (Move::Start | Move::Resume, Some(integration)) = (m, &state.integration) {
+        // The accounts a start is checked against, and the campaign then uses, are the Integration
+        // Service's as of now: one it blocked must not be counted on.
+        if let Some(task) = state.store.get_task(user, id).await? {
+            integration
+                .sync(user, task.spec.platform.as_str())
+                .await
+                .map_err(|e| match e {
+                    IntegrationError::Store(e) => ApiError::Store(e),
+                    e => ApiError::Unavailable(e.to_string()),
+                })?;
+        }
+    }
     match state.engine.apply_move(user, id, m, &meta).await {
         Ok(task) => {
             tracing::info!(

@@ -54,6 +54,10 @@ pub struct AppState {
     pub telegram_api: Option<(i32, crate::secrets::Secret)>,
     /// Lifecycle moves go through the engine (it checks a start and tells every process).
     pub engine: Arc<crate::engine::Engine>,
+    /// None when VAULT_ADDR is unset.
+    pub vault: Option<Arc<crate::vault::Vault>>,
+    /// Mirrors the Integration Service's accounts; None when INTEGRATION_SERVICE_URL is unset.
+    pub integration: Option<Arc<crate::integrations::integration_service::IntegrationAccounts>>,
 }
 
 /// The API routes (without `/metrics`, which may live on its own listener).

@@ -84,8 +84,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// The adapters, by the kind of account: a connected session talks to Telegram, a sandbox account
-/// to the sandbox world — the same Telegram adapter over two carriers.
+/// The adapters, by the kind of account: a connected session (registered here or mirrored from the
+/// Integration Service) talks to Telegram, a sandbox account to the sandbox world — the same Telegram
+/// adapter over two carriers.
 pub struct Platforms {
     live: TelegramStrategy,
     sandbox: TelegramStrategy,
@@ -102,7 +103,7 @@ impl Platforms {
     pub fn for_kind(&self, kind: AccountKind) -> &dyn InviteStrategy {
         match kind {
             AccountKind::Sandbox => &self.sandbox,
-            AccountKind::Session => &self.live,
+            AccountKind::Session | AccountKind::Integration => &self.live,
         }
     }
 }

@@ -12,7 +12,7 @@ use domain::{
     outcome::AmAction,
     task::{Task, TaskStatus},
 };
-use store::{AccountRecord, GrantRequest, Ledger, Standing, StoreError, TargetCounts};
+use store::{AccountRecord, Ledger, LedgerAsk, Standing, StoreError, TargetCounts};
 
 use super::{
     estimate::{self, AccountInput, Cost, Demand, Estimate},
@@ -48,21 +48,24 @@ pub struct Progress {
     pub estimate: Estimate,
 }
 
-async fn ledger(
+/// The ledgers of the task's main action and of the resolution before it, in one read.
+async fn ledgers(
     e: &Engine,
     account_id: &str,
     action: AmAction,
     channel: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<Ledger>, StoreError> {
-    let request = GrantRequest {
-        account_id,
+) -> Result<Option<(Ledger, Ledger)>, StoreError> {
+    let ask = |action: AmAction, channel| LedgerAsk {
         action: action.as_str(),
         channel,
-        now,
         lookback: e.am.policy().lookback(action),
     };
-    e.store.am_ledger(&request).await
+    let asks = [ask(action, channel), ask(AmAction::ResolveUsername, None)];
+    Ok(e.store.am_ledgers(account_id, now, &asks).await?.and_then(|l| {
+        let mut l = l.into_iter();
+        Some((l.next()?, l.next()?))
+    }))
 }
 
 /// The Account Manager's own answer for one action, as of `now`, without taking anything.
@@ -191,10 +194,7 @@ pub async fn progress(e: &Engine, task: &Task) -> Result<Progress, StoreError> {
             accounts.push(view(a, "excluded", why, None, None));
             continue;
         }
-        let (Some(main), Some(resolve)) = (
-            ledger(e, &a.id, action, channel.as_deref(), now).await?,
-            ledger(e, &a.id, AmAction::ResolveUsername, None, now).await?,
-        ) else {
+        let Some((main, resolve)) = ledgers(e, &a.id, action, channel.as_deref(), now).await? else {
             continue;
         };
         accounts.push(account_view(e, a, action, channel.is_some(), &main, &resolve, now));

@@ -146,6 +146,43 @@ struct Running {
     task: Task,
     /// Index into the tick's [`Need`]s: the main action in the task's channel.
     need: usize,
+    /// The accounts (by the tick's index) that may work for it.
+    serving: Bits,
+}
+
+/// A set of the tick's accounts, by index: which may serve a task, or any task with a need. Most
+/// accounts rest at any moment; with these the tick finds the few that can act without pairing every
+/// account with every task.
+#[derive(Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn set(&mut self, i: usize) {
+        if self.0.len() <= i / 64 {
+            self.0.resize(i / 64 + 1, 0);
+        }
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn has(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn add(&mut self, other: &Bits) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (w, o) in self.0.iter_mut().zip(&other.0) {
+            *w |= o;
+        }
+    }
+
+    fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(w, bits)| (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b))
+    }
 }
 
 /// What an account must be free for: an action (in a channel).
@@ -220,8 +257,6 @@ impl Scheduler {
         // Every account of the users with running tasks, once, with a hash of its id.
         let mut accounts: Vec<(AccountState, u64)> = Vec::new();
         let mut users: HashMap<i64, std::ops::Range<usize>> = HashMap::new();
-        // Which tasks each account (by index) could serve now.
-        let mut candidates: Vec<Vec<usize>> = Vec::new();
         let mut running: Vec<Running> = Vec::new();
         let mut needs: Vec<Need> = vec![
             Need::new(m, AmAction::ResolveUsername, None),
@@ -256,22 +291,26 @@ impl Scheduler {
                         let hash = id_hash(&a.id);
                         accounts.push((a, hash));
                     }
-                    candidates.resize(accounts.len(), Vec::new());
                     users.insert(task.user_id.get(), start..accounts.len());
                     start..accounts.len()
                 }
             };
             let wanted = wanted_accounts(&task);
-            let serving: Vec<usize> = range
-                .filter(|i| {
-                    let a = &accounts[*i].0;
-                    may_serve((&a.id, &a.platform, &a.standing), &task, wanted.as_deref())
-                        && !view.excluded.contains(&a.id)
-                })
-                .collect();
-            let usable = serving.iter().fold(0u64, |f, i| f.wrapping_add(accounts[*i].1));
+            let mut serving = Bits::default();
+            let mut usable = 0u64;
+            let mut count = 0;
+            for i in range {
+                let a = &accounts[i].0;
+                if may_serve((&a.id, &a.platform, &a.standing), &task, wanted.as_deref())
+                    && !view.excluded.contains(&a.id)
+                {
+                    serving.set(i);
+                    usable = usable.wrapping_add(accounts[i].1);
+                    count += 1;
+                }
+            }
             if view.pins_checked_for != Some(usable) {
-                let ids: Vec<String> = serving.iter().map(|i| accounts[*i].0.id.clone()).collect();
+                let ids: Vec<String> = serving.members().map(|i| accounts[i].0.id.clone()).collect();
                 let orphaned = e
                     .store
                     .end_orphaned_pins(task.id, &ids, "unknown_account_gone", now)
@@ -288,7 +327,7 @@ impl Scheduler {
                 }
                 view.pins_checked_for = Some(usable);
             }
-            if serving.is_empty() && counts.in_progress == 0 {
+            if count == 0 && counts.in_progress == 0 {
                 self.fail_without_accounts(&task, now).await?;
                 continue;
             }
@@ -301,11 +340,12 @@ impl Scheduler {
                     needs.len() - 1
                 }
             };
-            let index = running.len();
-            for a in serving {
-                candidates[a].push(index);
-            }
-            running.push(Running { task, need });
+            running.push(Running { task, need, serving });
+        }
+        // Per need, the accounts serving a task with it.
+        let mut by_need = vec![Bits::default(); needs.len()];
+        for r in &running {
+            by_need[r.need].add(&r.serving);
         }
 
         // Each account serves the highest priority first, round-robin within it.
@@ -314,18 +354,14 @@ impl Scheduler {
         // Per need, the earliest an account that cannot act now may act for it.
         let mut need_waits: HashMap<usize, DateTime<Utc>> = HashMap::new();
         let mut dispatched = 0;
-        for (account, mut list) in candidates.into_iter().enumerate() {
-            let record = &accounts[account].0;
+        for (account, (record, _)) in accounts.iter().enumerate() {
+            let mut wanted: Vec<bool> = by_need.iter().map(|b| b.has(account)).collect();
             // A leased account is at work; it comes back (and wakes the scheduler) when done.
-            if list.is_empty() || record.lease_until.is_some_and(|t| t > now) {
+            if !wanted.iter().any(|w| *w) || record.lease_until.is_some_and(|t| t > now) {
                 continue;
             }
             // When the account may act for each need, read first and judged at one instant after all
             // the reads: a pause ending between two reads must not hand the account to a lower task.
-            let mut wanted = vec![false; needs.len()];
-            for i in &list {
-                wanted[running[*i].need] = true;
-            }
             wanted[resolve] = true;
             wanted[lookup] = true;
             let mut at: Vec<Option<Option<DateTime<Utc>>>> = vec![None; needs.len()];
@@ -367,6 +403,9 @@ impl Scheduler {
                 }
                 continue;
             }
+            let mut list: Vec<usize> = (0..running.len())
+                .filter(|i| running[*i].serving.has(account))
+                .collect();
             list.sort_by_key(|i| {
                 let t = &running[*i].task;
                 (
@@ -462,17 +501,9 @@ impl Scheduler {
                 pins_checked_for: None,
             });
             if stale_rows {
-                let rows = e.store.task_accounts(task.id).await?;
-                view.excluded = rows
-                    .iter()
-                    .filter(|a| a.status == "excluded")
-                    .map(|a| a.account_id.clone())
-                    .collect();
-                view.looked_up = rows
-                    .into_iter()
-                    .filter(|a| a.channel.is_some())
-                    .map(|a| a.account_id)
-                    .collect();
+                let roster = e.store.task_roster(task.id).await?;
+                view.excluded = roster.excluded.into_iter().collect();
+                view.looked_up = roster.looked_up.into_iter().collect();
                 view.version = task.version;
             }
             view.counts = Some(counts);
@@ -508,21 +539,24 @@ impl Scheduler {
             view.at.clear();
         }
         view.at.resize(ids, None);
-        for (i, need) in needs.iter().enumerate() {
-            if !wanted[i] || at[i].is_some() {
-                continue;
+        // What is not remembered is read in one go, for every need at once.
+        let unknown: Vec<usize> = (0..needs.len())
+            .filter(|i| wanted[*i] && at[*i].is_none() && view.at[needs[*i].id].is_none())
+            .collect();
+        if !unknown.is_empty() {
+            let asks: Vec<(AmAction, Option<&str>)> = unknown
+                .iter()
+                .map(|i| (needs[*i].action, needs[*i].channel.as_deref()))
+                .collect();
+            let answers = am.next_available(&account.id, &asks).await?;
+            for (i, when) in unknown.into_iter().zip(answers) {
+                view.at[needs[i].id] = Some(when);
             }
-            let when = match view.at[need.id] {
-                Some(when) => when,
-                None => {
-                    let when = am
-                        .next_available_at(&account.id, need.action, need.channel.as_deref())
-                        .await?;
-                    view.at[need.id] = Some(when);
-                    when
-                }
-            };
-            at[i] = Some(when);
+        }
+        for (i, need) in needs.iter().enumerate() {
+            if wanted[i] && at[i].is_none() {
+                at[i] = view.at[need.id];
+            }
         }
         Ok(())
     }

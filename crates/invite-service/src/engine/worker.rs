@@ -294,6 +294,13 @@ impl Action<'_> {
                 .await?;
             return Ok(None);
         };
+        // Found for another task: no second call to the platform for the same answer.
+        if let Some(known) = e.store.known_channel(self.account_id, &channel_ref.to_string()).await? {
+            if let Some(info) = channel_from_json(&known) {
+                self.remember_channel(&info).await?;
+                return Ok(Some(info));
+            }
+        }
         let Some(grant) = self.grant(AmAction::ChannelLookup, None).await? else {
             return Ok(None);
         };
@@ -308,17 +315,7 @@ impl Action<'_> {
                     outcome,
                     &format!("{} {}", info.kind.as_str(), info.title),
                 );
-                e.store
-                    .upsert_task_account(
-                        self.task.id,
-                        self.account_id,
-                        self.task.spec.platform.as_str(),
-                        "active",
-                        Some(&channel_json(&info)),
-                        None,
-                        e.clock.now(),
-                    )
-                    .await?;
+                self.remember_channel(&info).await?;
                 Ok(Some(info))
             }
             Ok(info) => {
@@ -342,6 +339,23 @@ impl Action<'_> {
                 Ok(None)
             }
         }
+    }
+
+    /// Keeps what this account found of the task's channel on the task's account row.
+    async fn remember_channel(&self, info: &ChannelInfo) -> anyhow::Result<()> {
+        let e = self.e;
+        e.store
+            .upsert_task_account(
+                self.task.id,
+                self.account_id,
+                self.task.spec.platform.as_str(),
+                "active",
+                Some(&channel_json(info)),
+                None,
+                e.clock.now(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The grant for one call, or None when the AM says wait or no (the target goes back for later).

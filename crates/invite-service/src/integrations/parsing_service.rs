@@ -1,11 +1,32 @@
-//! The Parsing Service: results of a parsing task, read page by page with the caller's own token.
+//! The Parsing Service: results of a parsing task, read page by page. A user's request passes the
+//! caller's own token on, so the Parsing Service applies that user's rights; the engine, acting for a
+//! user outside any request, has no such token and sends the service's own.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use url::Url;
 
+use super::service_token::ServiceToken;
 use crate::secrets::Secret;
+
+/// Whose token a call carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Bearer<'a> {
+    /// The token of the user whose request this is.
+    Caller(&'a Secret),
+    /// The service's JWT, for the engine's calls.
+    Service(&'a ServiceToken),
+}
+
+impl Bearer<'_> {
+    fn token(&self) -> Secret {
+        match self {
+            Bearer::Caller(token) => (*token).clone(),
+            Bearer::Service(service) => service.bearer(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ParsingServiceConfig {
@@ -68,12 +89,12 @@ impl ParsingServiceClient {
     pub async fn results(
         &self,
         parsing_task_id: &str,
-        token: &Secret,
+        bearer: Bearer<'_>,
         max: usize,
     ) -> Result<Vec<Value>, UpstreamError> {
         let mut all = Vec::new();
         loop {
-            let page = self.page(parsing_task_id, token, all.len()).await?;
+            let page = self.page(parsing_task_id, bearer, all.len()).await?;
             let n = page.len();
             all.extend(page);
             if all.len() > max {
@@ -85,7 +106,12 @@ impl ParsingServiceClient {
         }
     }
 
-    async fn page(&self, parsing_task_id: &str, token: &Secret, offset: usize) -> Result<Vec<Value>, UpstreamError> {
+    async fn page(
+        &self,
+        parsing_task_id: &str,
+        bearer: Bearer<'_>,
+        offset: usize,
+    ) -> Result<Vec<Value>, UpstreamError> {
         let url = self.page_url(parsing_task_id, offset)?;
         let mut last_problem = String::new();
         for attempt in 0..self.config.attempts.max(1) {
@@ -93,6 +119,7 @@ impl ParsingServiceClient {
                 // 200 ms, 400 ms, 800 ms, …: a short outage passes, a long one fails the request quickly.
                 tokio::time::sleep(Duration::from_millis(200 << (attempt - 1).min(5))).await;
             }
+            let token = bearer.token();
             let response = self.http.get(url.clone()).bearer_auth(token.expose()).send().await;
             let response = match response {
                 Ok(r) => r,

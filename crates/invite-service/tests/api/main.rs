@@ -10,6 +10,7 @@ mod import;
 mod listing;
 mod metrics;
 mod parsing_service;
+mod platform_services;
 mod priority;
 mod reports;
 mod service;

@@ -10,7 +10,7 @@ use super::PgStore;
 use crate::{
     am::{
         AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger,
-        NewAccount, Standing, Usage, Verdict,
+        LedgerAsk, LedgerRows, NewAccount, Standing, Usage, Verdict,
     },
     error::Result,
     model::RequestMeta,
@@ -218,10 +218,66 @@ impl PgStore {
         Ok(Some(ledger))
     }
 
-    /// The ledger as it stands, without the account's lock (for questions, never for grants).
-    pub(super) async fn am_ledger_impl(&self, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
+    /// The ledgers as they stand, without the account's lock (for questions, never for grants).
+    pub(super) async fn am_ledgers_impl(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        asks: &[LedgerAsk<'_>],
+    ) -> Result<Option<Vec<Ledger>>> {
         let mut conn = self.pool.acquire().await?;
-        Self::read_ledger(&mut conn, req).await
+        type StandingRow = (String, Option<String>, Option<DateTime<Utc>>, String);
+        let row: Option<StandingRow> =
+            sqlx::query_as("SELECT status, status_reason, status_until, platform FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some((status, reason, until, platform)) = row else {
+            return Ok(None);
+        };
+        let pauses: Vec<(String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT action, MAX(pause_until) FROM am_grants WHERE account_id = $1 GROUP BY action")
+                .bind(account_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        let lookback = asks.iter().map(|a| a.lookback).max().unwrap_or_default();
+        let grants: Vec<(String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT action, channel, granted_at FROM am_grants WHERE account_id = $1 AND consumed \
+             AND granted_at > $2 ORDER BY granted_at",
+        )
+        .bind(account_id)
+        .bind(now - lookback)
+        .fetch_all(&mut *conn)
+        .await?;
+        let lifetime: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT action, channel, COUNT(*) FROM am_grants WHERE account_id = $1 AND consumed \
+             AND channel IS NOT NULL GROUP BY action, channel",
+        )
+        .bind(account_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let closed: Vec<(String, String)> =
+            sqlx::query_as("SELECT channel, COALESCE(reason, state) FROM account_channel_states WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        let channels: Vec<&str> = asks.iter().filter_map(|a| a.channel).collect();
+        let gone: Vec<(String, String)> = sqlx::query_as(
+            "SELECT channel, COALESCE(reason, state) FROM channel_states WHERE platform = $1 AND channel = ANY($2)",
+        )
+        .bind(&platform)
+        .bind(&channels)
+        .fetch_all(&mut *conn)
+        .await?;
+        let rows = LedgerRows {
+            standing: Standing::from_columns(&status, reason, until)?,
+            pauses,
+            grants,
+            lifetime,
+            closed,
+            gone,
+        };
+        Ok(Some(rows.ledgers(now, asks)))
     }
 
     pub(super) async fn am_grant_impl(
@@ -282,7 +338,11 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE am_grants SET outcome = $1, consumed = $2, released_at = $3 WHERE id = $4 AND released_at IS NULL",
+            // A pause runs from the end of the call, not from its grant: the platform sees calls, and
+            // two calls must be a full pause apart however long the first took to go out.
+            "UPDATE am_grants SET outcome = $1, consumed = $2, released_at = $3, \
+             pause_until = CASE WHEN $2 THEN GREATEST(pause_until, $3 + (pause_until - granted_at)) \
+             ELSE pause_until END WHERE id = $4 AND released_at IS NULL",
         )
         .bind(outcome)
         .bind(consumed)

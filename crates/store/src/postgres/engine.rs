@@ -20,7 +20,7 @@ use super::{
     task_from_row, PgStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object,
@@ -536,6 +536,32 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(task_account_from_row).collect()
+    }
+
+    pub(super) async fn known_channel_impl(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.channel FROM invite_task_accounts a JOIN invite_tasks t ON t.id = a.task_id \
+             WHERE a.account_id = $1 AND t.target_channel = $2 AND a.channel IS NOT NULL \
+             ORDER BY a.updated_at DESC LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(target_channel)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn task_roster_impl(&self, task_id: i64) -> Result<TaskRoster> {
+        let (excluded, looked_up): (Vec<String>, Vec<String>) = sqlx::query_as(
+            "SELECT ARRAY(SELECT account_id FROM invite_task_accounts WHERE task_id = $1 AND status = 'excluded'), \
+                    ARRAY(SELECT DISTINCT a.account_id FROM invite_task_accounts a \
+                          JOIN invite_tasks t ON t.id = a.task_id \
+                          WHERE t.target_channel = (SELECT target_channel FROM invite_tasks WHERE id = $1) \
+                            AND a.channel IS NOT NULL)",
+        )
+        .bind(task_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(TaskRoster { excluded, looked_up })
     }
 
     pub(super) async fn on_do_not_contact_impl(&self, user: UserId, keys: &[String]) -> Result<bool> {

@@ -14,11 +14,11 @@ use sqlx::{
 
 use crate::{
     am::{
-        AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, NewAccount,
-        Standing, Usage, Verdict,
+        AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, LedgerAsk,
+        NewAccount, Standing, Usage, Verdict,
     },
     changed_details, count_pending,
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
     error::{Result, StoreError},
     import::{ImportRequest, ImportStart},
     model::{
@@ -35,6 +35,7 @@ use crate::{
 mod am;
 mod audience;
 mod engine;
+mod integration;
 mod report;
 mod world;
 
@@ -510,6 +511,16 @@ impl Store for PgStore {
         self.delete_account_impl(user, id, now, meta).await
     }
 
+    async fn sync_integration_accounts(
+        &self,
+        user: UserId,
+        platform: &str,
+        entries: &[crate::IntegrationEntry],
+        now: DateTime<Utc>,
+    ) -> Result<crate::IntegrationSync> {
+        self.sync_integration_accounts_impl(user, platform, entries, now).await
+    }
+
     async fn am_grant(
         &self,
         request: &GrantRequest<'_>,
@@ -518,8 +529,13 @@ impl Store for PgStore {
         self.am_grant_impl(request, decide).await
     }
 
-    async fn am_ledger(&self, request: &GrantRequest<'_>) -> Result<Option<Ledger>> {
-        self.am_ledger_impl(request).await
+    async fn am_ledgers(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        asks: &[LedgerAsk<'_>],
+    ) -> Result<Option<Vec<Ledger>>> {
+        self.am_ledgers_impl(account_id, now, asks).await
     }
 
     async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool> {
@@ -733,6 +749,14 @@ impl Store for PgStore {
 
     async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>> {
         self.task_accounts_impl(task_id).await
+    }
+
+    async fn task_roster(&self, task_id: i64) -> Result<TaskRoster> {
+        self.task_roster_impl(task_id).await
+    }
+
+    async fn known_channel(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>> {
+        self.known_channel_impl(account_id, target_channel).await
     }
 
     async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {

@@ -10,7 +10,7 @@ use super::{from_micros, micros, opt_from_micros, SqliteStore};
 use crate::{
     am::{
         AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger,
-        NewAccount, Standing, Usage, Verdict,
+        LedgerAsk, LedgerRows, NewAccount, Standing, Usage, Verdict,
     },
     error::{Result, StoreError},
     model::RequestMeta,
@@ -42,8 +42,18 @@ fn account_from_row(row: &SqliteRow) -> Result<AccountRecord> {
     })
 }
 
-fn times(v: Vec<i64>) -> Result<Vec<DateTime<Utc>>> {
-    v.into_iter().map(from_micros).collect()
+/// Times stored as microseconds, from a comma-separated list (`group_concat`; None when there are none).
+fn time_list(list: Option<String>) -> Result<Vec<DateTime<Utc>>> {
+    list.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|e| StoreError::Corrupt(format!("a grant time {s:?}: {e}")))
+                .and_then(from_micros)
+        })
+        .collect()
 }
 
 impl SqliteStore {
@@ -104,25 +114,26 @@ impl SqliteStore {
     }
 
     pub(super) async fn account_states_impl(&self, user: UserId) -> Result<Vec<AccountState>> {
-        let rows = sqlx::query(
-            "SELECT id, platform, status, status_until, lease_until, lease_epoch, status_reason FROM accounts \
-             WHERE user_id = ? ORDER BY created_at, id",
+        // Read every few seconds by the scheduler: all rows come as one JSON array, since the driver
+        // hands rows over one at a time and that, not the query, would cost the most.
+        let rows: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, platform, status, status_reason, status_until, lease_until, \
+             lease_epoch) ORDER BY created_at, id) FROM accounts WHERE user_id = ?",
         )
         .bind(user.get())
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
+        type Row = (String, String, String, Option<String>, Option<i64>, Option<i64>, i64);
+        let rows: Vec<Row> = serde_json::from_str(rows.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("account states: {e}")))?;
+        rows.into_iter()
+            .map(|(id, platform, status, reason, until, lease_until, lease_epoch)| {
                 Ok(AccountState {
-                    id: row.try_get(0)?,
-                    platform: row.try_get(1)?,
-                    standing: Standing::from_columns(
-                        &row.try_get::<String, _>(2)?,
-                        row.try_get(6)?,
-                        opt_from_micros(row.try_get(3)?)?,
-                    )?,
-                    lease_until: opt_from_micros(row.try_get(4)?)?,
-                    lease_epoch: row.try_get(5)?,
+                    id,
+                    platform,
+                    standing: Standing::from_columns(&status, reason, opt_from_micros(until)?)?,
+                    lease_until: opt_from_micros(lease_until)?,
+                    lease_epoch,
                 })
             })
             .collect()
@@ -185,83 +196,109 @@ impl SqliteStore {
 
     /// The ledger of one (account, action, channel); None when there is no such account.
     async fn read_ledger(conn: &mut sqlx::SqliteConnection, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
-        let row: Option<(String, Option<String>, Option<i64>, String)> =
-            sqlx::query_as("SELECT status, status_reason, status_until, platform FROM accounts WHERE id = ?")
-                .bind(req.account_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let Some((status, reason, until, platform)) = row else {
-            return Ok(None);
-        };
-        let standing = Standing::from_columns(&status, reason, opt_from_micros(until)?)?;
-        let since = micros(req.now - req.lookback);
-        let pause_until: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(pause_until) FROM am_grants WHERE account_id = ? AND action = ?")
-                .bind(req.account_id)
-                .bind(req.action)
-                .fetch_one(&mut *conn)
-                .await?;
-        let account_grants: Vec<i64> = sqlx::query_scalar(
-            "SELECT granted_at FROM am_grants WHERE account_id = ? AND action = ? AND consumed AND granted_at > ? \
-             ORDER BY granted_at",
+        // One statement: with no channel, the channel parts match nothing. Grant times come as one
+        // comma-separated list each, oldest first.
+        let row = sqlx::query(
+            "SELECT a.status, a.status_reason, a.status_until, \
+               (SELECT MAX(g.pause_until) FROM am_grants g WHERE g.account_id = a.id AND g.action = ?2) \
+                AS pause_until, \
+               (SELECT group_concat(g.granted_at ORDER BY g.granted_at) FROM am_grants g \
+                WHERE g.account_id = a.id AND g.action = ?2 AND g.consumed AND g.granted_at > ?4) AS account_grants, \
+               (SELECT COALESCE(s.reason, s.state) FROM account_channel_states s \
+                WHERE s.account_id = a.id AND s.channel = ?3) AS channel_closed, \
+               (SELECT COALESCE(c.reason, c.state) FROM channel_states c \
+                WHERE c.platform = a.platform AND c.channel = ?3) AS channel_gone, \
+               (SELECT group_concat(g.granted_at ORDER BY g.granted_at) FROM am_grants g WHERE g.account_id = a.id \
+                AND g.action = ?2 AND g.channel = ?3 AND g.consumed AND g.granted_at > ?4) AS channel_grants, \
+               (SELECT COUNT(*) FROM am_grants g WHERE g.account_id = a.id AND g.action = ?2 AND g.channel = ?3 \
+                AND g.consumed) AS channel_lifetime \
+             FROM accounts a WHERE a.id = ?1",
         )
         .bind(req.account_id)
         .bind(req.action)
-        .bind(since)
-        .fetch_all(&mut *conn)
+        .bind(req.channel)
+        .bind(micros(req.now - req.lookback))
+        .fetch_optional(&mut *conn)
         .await?;
-        let mut ledger = Ledger {
-            standing,
-            channel_closed: None,
-            channel_gone: None,
-            pause_until: pause_until.map(from_micros).transpose()?,
-            account_grants: times(account_grants)?,
-            channel_grants: Vec::new(),
-            channel_lifetime: 0,
+        let Some(row) = row else {
+            return Ok(None);
         };
-        if let Some(channel) = req.channel {
-            ledger.channel_closed = sqlx::query_scalar(
-                "SELECT COALESCE(reason, state) FROM account_channel_states WHERE account_id = ? AND channel = ?",
-            )
-            .bind(req.account_id)
-            .bind(channel)
-            .fetch_optional(&mut *conn)
-            .await?;
-            ledger.channel_gone = sqlx::query_scalar(
-                "SELECT COALESCE(reason, state) FROM channel_states WHERE platform = ? AND channel = ?",
-            )
-            .bind(&platform)
-            .bind(channel)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let channel_grants: Vec<i64> = sqlx::query_scalar(
-                "SELECT granted_at FROM am_grants WHERE account_id = ? AND action = ? AND channel = ? AND consumed \
-                 AND granted_at > ? ORDER BY granted_at",
-            )
-            .bind(req.account_id)
-            .bind(req.action)
-            .bind(channel)
-            .bind(since)
-            .fetch_all(&mut *conn)
-            .await?;
-            ledger.channel_grants = times(channel_grants)?;
-            let lifetime: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM am_grants WHERE account_id = ? AND action = ? AND channel = ? AND consumed",
-            )
-            .bind(req.account_id)
-            .bind(req.action)
-            .bind(channel)
-            .fetch_one(&mut *conn)
-            .await?;
-            ledger.channel_lifetime = lifetime as u64;
-        }
-        Ok(Some(ledger))
+        let status: String = row.try_get("status")?;
+        Ok(Some(Ledger {
+            standing: Standing::from_columns(
+                &status,
+                row.try_get("status_reason")?,
+                opt_from_micros(row.try_get("status_until")?)?,
+            )?,
+            channel_closed: row.try_get("channel_closed")?,
+            channel_gone: row.try_get("channel_gone")?,
+            pause_until: opt_from_micros(row.try_get("pause_until")?)?,
+            account_grants: time_list(row.try_get("account_grants")?)?,
+            channel_grants: time_list(row.try_get("channel_grants")?)?,
+            channel_lifetime: row.try_get::<i64, _>("channel_lifetime")? as u64,
+        }))
     }
 
-    /// The ledger as it stands, read without taking the writer (for questions, never for grants).
-    pub(super) async fn am_ledger_impl(&self, req: &GrantRequest<'_>) -> Result<Option<Ledger>> {
-        let mut conn = self.reader.acquire().await?;
-        Self::read_ledger(&mut conn, req).await
+    /// The ledgers as they stand, read without taking the writer (for questions, never for grants).
+    pub(super) async fn am_ledgers_impl(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        asks: &[LedgerAsk<'_>],
+    ) -> Result<Option<Vec<Ledger>>> {
+        // One statement, each part of the ledger as one JSON array.
+        let lookback = asks.iter().map(|a| a.lookback).max().unwrap_or_default();
+        let channels: Vec<&str> = asks.iter().filter_map(|a| a.channel).collect();
+        let row = sqlx::query(
+            "SELECT a.status, a.status_reason, a.status_until, \
+               (SELECT json_group_array(json_array(action, latest)) FROM \
+                 (SELECT action, MAX(pause_until) AS latest FROM am_grants WHERE account_id = ?1 GROUP BY action)) \
+                AS pauses, \
+               (SELECT json_group_array(json_array(g.action, g.channel, g.granted_at) ORDER BY g.granted_at) \
+                FROM am_grants g WHERE g.account_id = ?1 AND g.consumed AND g.granted_at > ?2) AS grants, \
+               (SELECT json_group_array(json_array(action, channel, n)) FROM \
+                 (SELECT action, channel, COUNT(*) AS n FROM am_grants WHERE account_id = ?1 AND consumed \
+                  AND channel IS NOT NULL GROUP BY action, channel)) AS lifetime, \
+               (SELECT json_group_array(json_array(s.channel, COALESCE(s.reason, s.state))) \
+                FROM account_channel_states s WHERE s.account_id = ?1) AS closed, \
+               (SELECT json_group_array(json_array(c.channel, COALESCE(c.reason, c.state))) FROM channel_states c \
+                WHERE c.platform = a.platform AND c.channel IN (SELECT value FROM json_each(?3))) AS gone \
+             FROM accounts a WHERE a.id = ?1",
+        )
+        .bind(account_id)
+        .bind(micros(now - lookback))
+        .bind(serde_json::to_string(&channels).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        fn list<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<Vec<T>> {
+            let text: String = row.try_get(column)?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("ledger {column}: {e}")))
+        }
+        let status: String = row.try_get("status")?;
+        let pauses: Vec<(String, i64)> = list(&row, "pauses")?;
+        let grants: Vec<(String, Option<String>, i64)> = list(&row, "grants")?;
+        let rows = LedgerRows {
+            standing: Standing::from_columns(
+                &status,
+                row.try_get("status_reason")?,
+                opt_from_micros(row.try_get("status_until")?)?,
+            )?,
+            pauses: pauses
+                .into_iter()
+                .map(|(a, t)| Ok((a, from_micros(t)?)))
+                .collect::<Result<_>>()?,
+            grants: grants
+                .into_iter()
+                .map(|(a, c, t)| Ok((a, c, from_micros(t)?)))
+                .collect::<Result<_>>()?,
+            lifetime: list(&row, "lifetime")?,
+            closed: list(&row, "closed")?,
+            gone: list(&row, "gone")?,
+        };
+        Ok(Some(rows.ledgers(now, asks)))
     }
 
     pub(super) async fn am_grant_impl(
@@ -312,7 +349,11 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE am_grants SET outcome = ?, consumed = ?, released_at = ? WHERE id = ? AND released_at IS NULL",
+            // A pause runs from the end of the call, not from its grant: the platform sees calls, and
+            // two calls must be a full pause apart however long the first took to go out.
+            "UPDATE am_grants SET outcome = ?1, consumed = ?2, released_at = ?3, \
+             pause_until = CASE WHEN ?2 THEN MAX(pause_until, ?3 + (pause_until - granted_at)) ELSE pause_until END \
+             WHERE id = ?4 AND released_at IS NULL",
         )
         .bind(outcome)
         .bind(consumed)

@@ -14,10 +14,10 @@ use sqlx::{sqlite::SqliteRow, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{
     audience::{target_from_row, TARGET_COLUMNS},
-    micros, opt_from_micros, task_from_row, SqliteStore, TASK_COLUMNS,
+    micros, opt_from_micros, task_from_row, tasks_from_json, tasks_json_array, SqliteStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object, INSERT_CHUNK,
@@ -221,11 +221,12 @@ impl SqliteStore {
 
     pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
         let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM invite_tasks \
-             WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL) ORDER BY id"
+            "SELECT {} FROM invite_tasks \
+             WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL)",
+            tasks_json_array()
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
-        rows.iter().map(task_from_row).collect()
+        let rows: Option<String> = sqlx::query_scalar(&sql).fetch_one(&self.reader).await?;
+        tasks_from_json(rows.as_deref())
     }
 
     pub(super) async fn engine_task_impl(&self, task_id: i64) -> Result<Option<Task>> {
@@ -548,6 +549,39 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(task_account_from_row).collect()
+    }
+
+    pub(super) async fn known_channel_impl(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT a.channel FROM invite_task_accounts a JOIN invite_tasks t ON t.id = a.task_id \
+             WHERE a.account_id = ? AND t.target_channel = ? AND a.channel IS NOT NULL \
+             ORDER BY a.updated_at DESC LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(target_channel)
+        .fetch_optional(&self.reader)
+        .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("channel: {e}"))))
+            .transpose()
+    }
+
+    pub(super) async fn task_roster_impl(&self, task_id: i64) -> Result<TaskRoster> {
+        let (excluded, looked_up): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT group_concat(account_id, char(10)) FROM invite_task_accounts \
+                     WHERE task_id = ?1 AND status = 'excluded'), \
+                    (SELECT group_concat(account_id, char(10)) FROM (SELECT DISTINCT a.account_id \
+                     FROM invite_task_accounts a JOIN invite_tasks t ON t.id = a.task_id \
+                     WHERE t.target_channel = (SELECT target_channel FROM invite_tasks WHERE id = ?1) \
+                       AND a.channel IS NOT NULL))",
+        )
+        .bind(task_id)
+        .fetch_one(&self.reader)
+        .await?;
+        let ids = |list: Option<String>| list.map(|l| l.lines().map(str::to_owned).collect()).unwrap_or_default();
+        Ok(TaskRoster {
+            excluded: ids(excluded),
+            looked_up: ids(looked_up),
+        })
     }
 
     pub(super) async fn on_do_not_contact_impl(&self, user: UserId, keys: &[String]) -> Result<bool> {

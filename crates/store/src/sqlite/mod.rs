@@ -18,11 +18,11 @@ use sqlx::{
 
 use crate::{
     am::{
-        AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, NewAccount,
-        Standing, Usage, Verdict,
+        AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, LedgerAsk,
+        NewAccount, Standing, Usage, Verdict,
     },
     changed_details, count_pending,
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
     error::{Result, StoreError},
     import::{ImportRequest, ImportStart},
     model::{
@@ -39,6 +39,7 @@ use crate::{
 mod am;
 mod audience;
 mod engine;
+mod integration;
 mod report;
 mod world;
 
@@ -107,6 +108,84 @@ fn task_from_row(row: &SqliteRow) -> Result<Task> {
     .into_task()
 }
 
+/// Many tasks in one row: a JSON array of objects keyed by column, for reads of every running task
+/// (the driver hands rows over one at a time, which costs more than the query for small rows).
+fn tasks_json_array() -> String {
+    let fields: Vec<String> = TASK_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .map(|c| match c {
+            "settings" => "'settings', json(settings)".to_owned(),
+            c => format!("'{c}', {c}"),
+        })
+        .collect();
+    format!("json_group_array(json_object({}) ORDER BY id)", fields.join(", "))
+}
+
+#[derive(serde::Deserialize)]
+struct TaskJson {
+    id: i64,
+    user_id: i64,
+    name: String,
+    description: Option<String>,
+    platform: String,
+    action_type: String,
+    target_channel: Option<String>,
+    message_template: Option<String>,
+    status: String,
+    status_reason: Option<String>,
+    priority: String,
+    scheduled_start: Option<i64>,
+    settings: Value,
+    target_count: i64,
+    completed_count: i64,
+    failed_count: i64,
+    skipped_count: i64,
+    error_message: Option<String>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+fn tasks_from_json(text: Option<&str>) -> Result<Vec<Task>> {
+    let rows: Vec<TaskJson> =
+        serde_json::from_str(text.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("tasks: {e}")))?;
+    rows.into_iter()
+        .map(|t| {
+            TaskRow {
+                id: t.id,
+                user_id: t.user_id,
+                name: t.name,
+                description: t.description,
+                platform: t.platform,
+                action_type: t.action_type,
+                target_channel: t.target_channel,
+                message_template: t.message_template,
+                status: t.status,
+                status_reason: t.status_reason,
+                priority: t.priority,
+                scheduled_start: opt_from_micros(t.scheduled_start)?,
+                settings: t.settings,
+                counters: TaskCounters {
+                    target_count: t.target_count,
+                    completed_count: t.completed_count,
+                    failed_count: t.failed_count,
+                    skipped_count: t.skipped_count,
+                },
+                error_message: t.error_message,
+                version: t.version,
+                created_at: from_micros(t.created_at)?,
+                updated_at: from_micros(t.updated_at)?,
+                started_at: opt_from_micros(t.started_at)?,
+                finished_at: opt_from_micros(t.finished_at)?,
+            }
+            .into_task()
+        })
+        .collect()
+}
+
 fn settings_text(spec: &TaskSpec) -> String {
     Value::Object(spec.settings.clone()).to_string()
 }
@@ -118,7 +197,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(options.acquire_timeout);
+            .busy_timeout(options.acquire_timeout)
+            // Readers map the file instead of copying each page they read (a write empties their caches).
+            .pragma("mmap_size", "268435456");
         // A connection to a local file does not go stale: no round trip to test it before each use.
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
@@ -541,6 +622,16 @@ impl Store for SqliteStore {
         self.delete_account_impl(user, id, now, meta).await
     }
 
+    async fn sync_integration_accounts(
+        &self,
+        user: UserId,
+        platform: &str,
+        entries: &[crate::IntegrationEntry],
+        now: DateTime<Utc>,
+    ) -> Result<crate::IntegrationSync> {
+        self.sync_integration_accounts_impl(user, platform, entries, now).await
+    }
+
     async fn am_grant(
         &self,
         request: &GrantRequest<'_>,
@@ -549,8 +640,13 @@ impl Store for SqliteStore {
         self.am_grant_impl(request, decide).await
     }
 
-    async fn am_ledger(&self, request: &GrantRequest<'_>) -> Result<Option<Ledger>> {
-        self.am_ledger_impl(request).await
+    async fn am_ledgers(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+        asks: &[LedgerAsk<'_>],
+    ) -> Result<Option<Vec<Ledger>>> {
+        self.am_ledgers_impl(account_id, now, asks).await
     }
 
     async fn am_release(&self, grant_id: i64, outcome: &str, consumed: bool, now: DateTime<Utc>) -> Result<bool> {
@@ -764,6 +860,14 @@ impl Store for SqliteStore {
 
     async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>> {
         self.task_accounts_impl(task_id).await
+    }
+
+    async fn task_roster(&self, task_id: i64) -> Result<TaskRoster> {
+        self.task_roster_impl(task_id).await
+    }
+
+    async fn known_channel(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>> {
+        self.known_channel_impl(account_id, target_channel).await
     }
 
     async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
