@@ -180,14 +180,14 @@ impl PgStore {
             "SELECT a.status, a.status_reason, a.status_until, \
                (SELECT MAX(g.pause_until) FROM am_grants g WHERE g.account_id = a.id AND g.action = $2) \
                 AS pause_until, \
-               (SELECT array_agg(g.granted_at ORDER BY g.granted_at) FROM am_grants g \
-                WHERE g.account_id = a.id AND g.action = $2 AND g.consumed AND g.granted_at > $4) AS account_grants, \
+               (SELECT array_agg(COALESCE(g.released_at, g.granted_at) ORDER BY COALESCE(g.released_at, g.granted_at)) FROM am_grants g \
+                WHERE g.account_id = a.id AND g.action = $2 AND g.consumed AND COALESCE(g.released_at, g.granted_at) > $4) AS account_grants, \
                (SELECT COALESCE(s.reason, s.state) FROM account_channel_states s \
                 WHERE s.account_id = a.id AND s.channel = $3) AS channel_closed, \
                (SELECT COALESCE(c.reason, c.state) FROM channel_states c \
                 WHERE c.platform = a.platform AND c.channel = $3) AS channel_gone, \
-               (SELECT array_agg(g.granted_at ORDER BY g.granted_at) FROM am_grants g WHERE g.account_id = a.id \
-                AND g.action = $2 AND g.channel = $3 AND g.consumed AND g.granted_at > $4) AS channel_grants, \
+               (SELECT array_agg(COALESCE(g.released_at, g.granted_at) ORDER BY COALESCE(g.released_at, g.granted_at)) FROM am_grants g WHERE g.account_id = a.id \
+                AND g.action = $2 AND g.channel = $3 AND g.consumed AND COALESCE(g.released_at, g.granted_at) > $4) AS channel_grants, \
                (SELECT COUNT(*) FROM am_grants g WHERE g.account_id = a.id AND g.action = $2 AND g.channel = $3 \
                 AND g.consumed) AS channel_lifetime \
              FROM accounts a WHERE a.id = $1",
@@ -242,8 +242,8 @@ impl PgStore {
                 .await?;
         let lookback = asks.iter().map(|a| a.lookback).max().unwrap_or_default();
         let grants: Vec<(String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT action, channel, granted_at FROM am_grants WHERE account_id = $1 AND consumed \
-             AND granted_at > $2 ORDER BY granted_at",
+            "SELECT action, channel, COALESCE(released_at, granted_at) FROM am_grants WHERE account_id = $1 AND consumed \
+             AND COALESCE(released_at, granted_at) > $2 ORDER BY COALESCE(released_at, granted_at)",
         )
         .bind(account_id)
         .bind(now - lookback)

@@ -202,14 +202,14 @@ impl SqliteStore {
             "SELECT a.status, a.status_reason, a.status_until, \
                (SELECT MAX(g.pause_until) FROM am_grants g WHERE g.account_id = a.id AND g.action = ?2) \
                 AS pause_until, \
-               (SELECT group_concat(g.granted_at ORDER BY g.granted_at) FROM am_grants g \
-                WHERE g.account_id = a.id AND g.action = ?2 AND g.consumed AND g.granted_at > ?4) AS account_grants, \
+               (SELECT group_concat(COALESCE(g.released_at, g.granted_at) ORDER BY COALESCE(g.released_at, g.granted_at)) FROM am_grants g \
+                WHERE g.account_id = a.id AND g.action = ?2 AND g.consumed AND COALESCE(g.released_at, g.granted_at) > ?4) AS account_grants, \
                (SELECT COALESCE(s.reason, s.state) FROM account_channel_states s \
                 WHERE s.account_id = a.id AND s.channel = ?3) AS channel_closed, \
                (SELECT COALESCE(c.reason, c.state) FROM channel_states c \
                 WHERE c.platform = a.platform AND c.channel = ?3) AS channel_gone, \
-               (SELECT group_concat(g.granted_at ORDER BY g.granted_at) FROM am_grants g WHERE g.account_id = a.id \
-                AND g.action = ?2 AND g.channel = ?3 AND g.consumed AND g.granted_at > ?4) AS channel_grants, \
+               (SELECT group_concat(COALESCE(g.released_at, g.granted_at) ORDER BY COALESCE(g.released_at, g.granted_at)) FROM am_grants g WHERE g.account_id = a.id \
+                AND g.action = ?2 AND g.channel = ?3 AND g.consumed AND COALESCE(g.released_at, g.granted_at) > ?4) AS channel_grants, \
                (SELECT COUNT(*) FROM am_grants g WHERE g.account_id = a.id AND g.action = ?2 AND g.channel = ?3 \
                 AND g.consumed) AS channel_lifetime \
              FROM accounts a WHERE a.id = ?1",
@@ -254,8 +254,8 @@ impl SqliteStore {
                (SELECT json_group_array(json_array(action, latest)) FROM \
                  (SELECT action, MAX(pause_until) AS latest FROM am_grants WHERE account_id = ?1 GROUP BY action)) \
                 AS pauses, \
-               (SELECT json_group_array(json_array(g.action, g.channel, g.granted_at) ORDER BY g.granted_at) \
-                FROM am_grants g WHERE g.account_id = ?1 AND g.consumed AND g.granted_at > ?2) AS grants, \
+               (SELECT json_group_array(json_array(g.action, g.channel, COALESCE(g.released_at, g.granted_at)) ORDER BY COALESCE(g.released_at, g.granted_at)) \
+                FROM am_grants g WHERE g.account_id = ?1 AND g.consumed AND COALESCE(g.released_at, g.granted_at) > ?2) AS grants, \
                (SELECT json_group_array(json_array(action, channel, n)) FROM \
                  (SELECT action, channel, COUNT(*) AS n FROM am_grants WHERE account_id = ?1 AND consumed \
                   AND channel IS NOT NULL GROUP BY action, channel)) AS lifetime, \
@@ -350,7 +350,8 @@ impl SqliteStore {
     ) -> Result<bool> {
         let done = sqlx::query(
             // A pause runs from the end of the call, not from its grant: the platform sees calls, and
-            // two calls must be a full pause apart however long the first took to go out.
+            // two calls must be a full pause apart however long the first took to go out. For the same
+            // reason a released grant counts in the windows at its release time.
             "UPDATE am_grants SET outcome = ?1, consumed = ?2, released_at = ?3, \
              pause_until = CASE WHEN ?2 THEN MAX(pause_until, ?3 + (pause_until - granted_at)) ELSE pause_until END \
              WHERE id = ?4 AND released_at IS NULL",
