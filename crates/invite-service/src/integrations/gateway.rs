@@ -90,13 +90,7 @@ impl GatewayUsers {
             .bearer_auth(self.token.bearer().expose())
             .send()
             .await
-            .map_err(|e| {
-                unavailable(if e.is_timeout() {
-                    format!("it did not answer within {:?}", self.config.timeout)
-                } else {
-                    "it cannot be reached".into()
-                })
-            })?;
+            .map_err(|e| unavailable(super::no_answer(&e, self.config.timeout)))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(GatewayError::UnknownUser);

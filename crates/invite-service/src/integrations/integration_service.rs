@@ -366,13 +366,7 @@ impl IntegrationServiceClient {
             .bearer_auth(self.token.bearer().expose())
             .send()
             .await
-            .map_err(|e| {
-                Failure::Outage(if e.is_timeout() {
-                    format!("it did not answer within {:?}", self.config.timeout)
-                } else {
-                    "it cannot be reached".into()
-                })
-            })?;
+            .map_err(|e| Failure::Outage(super::no_answer(&e, self.config.timeout)))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(Failure::Outage(format!("it answered {status}")));

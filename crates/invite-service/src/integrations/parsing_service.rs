@@ -124,11 +124,7 @@ impl ParsingServiceClient {
             let response = match response {
                 Ok(r) => r,
                 Err(e) => {
-                    last_problem = if e.is_timeout() {
-                        "it did not answer in time".into()
-                    } else {
-                        "it cannot be reached".into()
-                    };
+                    last_problem = super::no_answer(&e, self.config.timeout);
                     tracing::warn!(attempt = attempt + 1, problem = %last_problem, "Parsing Service call failed");
                     continue;
                 }
