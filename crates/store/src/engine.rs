@@ -91,12 +91,12 @@ pub struct Settlement {
     pub logs: Vec<NewLog>,
 }
 
-/// Who may not work for a task and who knows its channel (looked it up, for this task or another with
-/// the same channel): what the scheduler needs of the task's accounts, in one narrow read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskRoster {
-    pub excluded: Vec<String>,
-    pub looked_up: Vec<String>,
+/// A task the scheduler looks after, with the version of its roster: the roster is read again only
+/// when that moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineTask {
+    pub task: Task,
+    pub roster_version: i64,
 }
 
 /// An account serving a task.

@@ -27,7 +27,7 @@ pub use am::{
     AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, LedgerAsk,
     NewAccount, Standing, Usage, Verdict,
 };
-pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition};
+pub use engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition};
 pub use error::{Result, StoreError};
 pub use import::{ImportRequest, ImportSink, ImportStart};
 pub use integration::{IntegrationEntry, IntegrationSync, INTEGRATION_REASON_PREFIX};
@@ -308,7 +308,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tasks the scheduler looks after: `IN_PROGRESS`, and `PENDING` ones with a scheduled start
     /// (they start by themselves).
-    async fn engine_tasks(&self) -> Result<Vec<Task>>;
+    async fn engine_tasks(&self) -> Result<Vec<EngineTask>>;
 
     async fn engine_task(&self, task_id: i64) -> Result<Option<Task>>;
 
@@ -366,27 +366,48 @@ pub trait Store: Send + Sync + 'static {
     /// first (for the circuit breaker).
     async fn recent_outcomes(&self, task_id: i64, n: i64) -> Result<Vec<String>>;
 
-    /// Adds or updates the account's row for the task; `channel` and `stats` replace what was there
-    /// when given.
-    #[allow(clippy::too_many_arguments)]
-    async fn upsert_task_account(
+    /// The account found the task's channel: kept on its row for the task (added when missing, its
+    /// status kept). The roster version of every task with this channel moves.
+    async fn remember_task_channel(
         &self,
         task_id: i64,
         account_id: &str,
         platform: &str,
-        status: &str,
-        channel: Option<&Value>,
-        stats: Option<&Value>,
+        channel: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The account may not work for the task any more: `excluded`, with `why` in
+    /// `stats.excluded_because` next to its counts. The task's roster version moves.
+    async fn exclude_task_account(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Counts one action of the account for the task and its outcome in the row's `stats`
+    /// (`actions`, `outcomes.<outcome>`), in one write that leaves status and channel alone.
+    async fn count_task_account_use(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        outcome: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
 
     async fn task_accounts(&self, task_id: i64) -> Result<Vec<TaskAccount>>;
 
-    /// The task's excluded accounts and those that know its channel (the scheduler's read).
-    async fn task_roster(&self, task_id: i64) -> Result<TaskRoster>;
+    /// The accounts excluded from the task (the scheduler reads them again when the task's roster
+    /// version moves).
+    async fn excluded_accounts(&self, task_id: i64) -> Result<Vec<String>>;
 
-    /// One account's row of a task, if it has acted or looked there.
-    async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>>;
+    /// The accounts that know this channel (`target_channel` as tasks store it): they looked it up,
+    /// for any task.
+    async fn channel_knowers(&self, target_channel: &str) -> Result<Vec<String>>;
 
     /// What this account last found of this channel (`target_channel` as tasks store it) for any task:
     /// an account looks a channel up once, whichever task it works for.
@@ -435,6 +456,10 @@ pub trait Leadership: Send {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// SQLite only: reads share the one writing connection instead of a pool of readers. For a single
+    /// caller that waits for each answer (the simulator): a reader's page cache is emptied by every
+    /// write of another connection, so one connection reads from a warm cache.
+    pub single_connection: bool,
 }
 
 impl Default for StoreOptions {
@@ -442,6 +467,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            single_connection: false,
         }
     }
 }

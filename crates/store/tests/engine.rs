@@ -554,7 +554,7 @@ async fn the_scheduler_sees_running_and_scheduled_tasks(backend: Backend) {
         .await
         .unwrap());
 
-    let seen: Vec<i64> = s.engine_tasks().await.unwrap().iter().map(|t| t.id).collect();
+    let seen: Vec<i64> = s.engine_tasks().await.unwrap().iter().map(|t| t.task.id).collect();
     let mut expected = vec![scheduled.id, running.id];
     expected.sort_unstable();
     assert_eq!(seen, expected);
@@ -1015,33 +1015,50 @@ async fn recent_outcomes_are_the_newest_invites_and_messages(backend: Backend) {
     );
 }
 
-async fn task_accounts_are_upserted_replacing_only_what_is_given(backend: Backend) {
+async fn roster_version(s: &SharedStore, task_id: i64) -> i64 {
+    let tasks = s.engine_tasks().await.unwrap();
+    tasks
+        .iter()
+        .find(|t| t.task.id == task_id)
+        .expect("a running task")
+        .roster_version
+}
+
+async fn task_accounts_keep_channel_exclusion_and_counts_apart(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = &db.store;
     let (task, _) = running_task(s, 2).await;
+    let (other, _) = running_task(s, 1).await;
     assert!(s.task_accounts(task.id).await.unwrap().is_empty());
+    let (version, other_version) = (roster_version(s, task.id).await, roster_version(s, other.id).await);
 
+    // A channel found: the roster of every task with that channel moves.
     let channel = json!({ "kind": "supergroup", "id": 1001, "access_hash": 42, "title": "Club" });
-    s.upsert_task_account(task.id, "acc-a", "telegram", "active", Some(&channel), None, t(10))
+    s.remember_task_channel(task.id, "acc-a", "telegram", &channel, t(10))
         .await
         .unwrap();
-    s.upsert_task_account(
-        task.id,
-        "acc-b",
-        "telegram",
-        "active",
-        None,
-        Some(&json!({ "ok": 1 })),
-        t(11),
-    )
-    .await
-    .unwrap();
+    assert_eq!(roster_version(s, task.id).await, version + 1);
+    assert_eq!(roster_version(s, other.id).await, other_version + 1);
+    // Counting moves no roster and leaves status and channel alone.
+    s.count_task_account_use(task.id, "acc-a", "telegram", "success", t(11))
+        .await
+        .unwrap();
+    s.count_task_account_use(task.id, "acc-a", "telegram", "success", t(11))
+        .await
+        .unwrap();
+    s.count_task_account_use(task.id, "acc-a", "telegram", "peer_flood", t(11))
+        .await
+        .unwrap();
+    s.count_task_account_use(task.id, "acc-b", "telegram", "privacy_restricted", t(11))
+        .await
+        .unwrap();
+    assert_eq!(roster_version(s, task.id).await, version + 1);
     let expected_a = TaskAccount {
         account_id: "acc-a".into(),
         platform: "telegram".into(),
         status: "active".into(),
         channel: Some(channel.clone()),
-        stats: json!({}),
+        stats: json!({ "actions": 3, "outcomes": { "success": 2, "peer_flood": 1 } }),
         last_used_at: None,
     };
     let mut expected_b = TaskAccount {
@@ -1049,49 +1066,68 @@ async fn task_accounts_are_upserted_replacing_only_what_is_given(backend: Backen
         platform: "telegram".into(),
         status: "active".into(),
         channel: None,
-        stats: json!({ "ok": 1 }),
+        stats: json!({ "actions": 1, "outcomes": { "privacy_restricted": 1 } }),
         last_used_at: None,
     };
     assert_eq!(
         s.task_accounts(task.id).await.unwrap(),
         vec![expected_a.clone(), expected_b.clone()]
     );
-    let roster = s.task_roster(task.id).await.unwrap();
-    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
-    assert!(roster.excluded.is_empty());
+    assert_eq!(
+        s.channel_knowers("@club_of_tests").await.unwrap(),
+        vec!["acc-a".to_owned()]
+    );
+    assert!(s.excluded_accounts(task.id).await.unwrap().is_empty());
 
-    // Excluded, with a reason in stats: the channel stays.
-    let stats = json!({ "ok": 1, "excluded": "no_rights" });
-    s.upsert_task_account(task.id, "acc-a", "telegram", "excluded", None, Some(&stats), t(12))
+    // Excluded, with the reason next to the counts: the channel stays, only this task's roster moves.
+    s.exclude_task_account(task.id, "acc-a", "telegram", "no_rights", t(12))
         .await
         .unwrap();
-    // Neither given: only the status changes.
-    s.upsert_task_account(task.id, "acc-b", "telegram", "excluded", None, None, t(13))
+    s.exclude_task_account(task.id, "acc-c", "telegram", "banned_in_channel", t(13))
         .await
         .unwrap();
-    let accounts = s.task_accounts(task.id).await.unwrap();
+    assert_eq!(roster_version(s, task.id).await, version + 3);
+    assert_eq!(roster_version(s, other.id).await, other_version + 1);
+    // A channel found later keeps the exclusion.
+    s.remember_task_channel(task.id, "acc-a", "telegram", &channel, t(14))
+        .await
+        .unwrap();
     let expected_a = TaskAccount {
         status: "excluded".into(),
-        stats,
+        stats: json!({ "actions": 3, "outcomes": { "success": 2, "peer_flood": 1 }, "excluded_because": "no_rights" }),
         ..expected_a
     };
-    expected_b.status = "excluded".into();
-    assert_eq!(accounts, vec![expected_a.clone(), expected_b.clone()]);
-    let mut roster = s.task_roster(task.id).await.unwrap();
-    roster.excluded.sort();
-    assert_eq!(roster.excluded, vec!["acc-a".to_owned(), "acc-b".to_owned()]);
-    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
+    let expected_c = TaskAccount {
+        account_id: "acc-c".into(),
+        platform: "telegram".into(),
+        status: "excluded".into(),
+        channel: None,
+        stats: json!({ "excluded_because": "banned_in_channel" }),
+        last_used_at: None,
+    };
+    assert_eq!(
+        s.task_accounts(task.id).await.unwrap(),
+        vec![expected_a.clone(), expected_b.clone(), expected_c.clone()]
+    );
+    let mut excluded = s.excluded_accounts(task.id).await.unwrap();
+    excluded.sort();
+    assert_eq!(excluded, vec!["acc-a".to_owned(), "acc-c".to_owned()]);
+    assert_eq!(
+        s.channel_knowers("@club_of_tests").await.unwrap(),
+        vec!["acc-a".to_owned()]
+    );
 
     // A claim marks the account's last use for the task.
     claim(s, task.id, "acc-b", t(20)).await.unwrap();
     expected_b.last_used_at = Some(t(20));
-    assert_eq!(s.task_accounts(task.id).await.unwrap(), vec![expected_a, expected_b]);
-    let (other, _) = running_task(s, 1).await;
+    assert_eq!(
+        s.task_accounts(task.id).await.unwrap(),
+        vec![expected_a, expected_b, expected_c]
+    );
     assert!(s.task_accounts(other.id).await.unwrap().is_empty());
-    // Another task with the same channel: acc-a knows it already, nobody is excluded there.
-    let roster = s.task_roster(other.id).await.unwrap();
-    assert_eq!(roster.looked_up, vec!["acc-a".to_owned()]);
-    assert!(roster.excluded.is_empty());
+    // Another task with the same channel: nobody is excluded there; another channel has no knowers.
+    assert!(s.excluded_accounts(other.id).await.unwrap().is_empty());
+    assert!(s.channel_knowers("@another_club").await.unwrap().is_empty());
     assert_eq!(s.known_channel("acc-a", "@club_of_tests").await.unwrap(), Some(channel));
     assert_eq!(s.known_channel("acc-b", "@club_of_tests").await.unwrap(), None);
     assert_eq!(s.known_channel("acc-a", "@another_club").await.unwrap(), None);
@@ -1234,6 +1270,6 @@ on_both_backends!(
     ending_open_targets_leaves_claimed_ones_alone,
     target_counts_split_due_and_waiting,
     recent_outcomes_are_the_newest_invites_and_messages,
-    task_accounts_are_upserted_replacing_only_what_is_given,
+    task_accounts_keep_channel_exclusion_and_counts_apart,
     the_do_not_contact_check_matches_any_key,
 );

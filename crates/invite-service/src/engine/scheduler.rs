@@ -19,7 +19,7 @@ use domain::{
     task::{Task, TaskStatus},
     UserId,
 };
-use store::{AccountRecord, AccountState, Standing, StoreError, TargetCounts};
+use store::{AccountRecord, AccountState, EngineTask, Standing, StoreError, TargetCounts};
 use tokio::sync::watch;
 
 use super::{
@@ -45,8 +45,8 @@ pub struct Scheduler {
 }
 
 /// What the scheduler remembers between ticks. Each view is kept only while what it was read from is
-/// unchanged: a task's version (bumped by every change of its targets' states and of who may work for
-/// it), an account's lease epoch and standing (an account's ledger is written only under a lease, and
+/// unchanged: a task's version (bumped by every change of its targets' states), its roster version
+/// (bumped when an account is excluded from it or finds its channel), an account's lease epoch and standing (an account's ledger is written only under a lease, and
 /// every lease bumps the epoch). A stale view could only delay work: every claim and every grant is
 /// decided again by the store.
 #[derive(Default)]
@@ -57,6 +57,8 @@ struct Memory {
     /// The reason last written per task, so it is written only when it changes.
     reasons: HashMap<i64, Reason>,
     tasks: HashMap<i64, TaskView>,
+    /// Per channel (as tasks name it), the accounts that looked it up.
+    knowers: HashMap<String, HashSet<String>>,
     accounts: HashMap<String, AccountView>,
     /// A stable number per [`Need`] key, indexing [`AccountView::at`].
     need_ids: HashMap<String, usize>,
@@ -68,9 +70,9 @@ struct TaskView {
     version: i64,
     /// None once this scheduler claimed from the task (read again next tick).
     counts: Option<TargetCounts>,
+    /// The roster version `excluded` was read at (None: not yet read).
+    roster_version: Option<i64>,
     excluded: HashSet<String>,
-    /// Accounts that have looked the task's channel up.
-    looked_up: HashSet<String>,
     /// A fingerprint of the usable accounts the last check for orphaned pins ran with.
     pins_checked_for: Option<u64>,
 }
@@ -251,23 +253,27 @@ impl Scheduler {
         if started {
             tasks = e.store.engine_tasks().await?;
         }
-        let live: HashSet<i64> = tasks.iter().map(|t| t.id).collect();
+        let live: HashSet<i64> = tasks.iter().map(|t| t.task.id).collect();
         m.tasks.retain(|id, _| live.contains(id));
 
         // Every account of the users with running tasks, once, with a hash of its id.
         let mut accounts: Vec<(AccountState, u64)> = Vec::new();
         let mut users: HashMap<i64, std::ops::Range<usize>> = HashMap::new();
         let mut running: Vec<Running> = Vec::new();
+        // Channels whose tasks' rosters moved: who knows them is read again.
+        let mut stale_channels: HashSet<String> = HashSet::new();
         let mut needs: Vec<Need> = vec![
             Need::new(m, AmAction::ResolveUsername, None),
             Need::new(m, AmAction::ChannelLookup, None),
         ];
         let (resolve, lookup) = (0, 1);
-        for task in tasks {
+        for EngineTask { task, roster_version } in tasks {
             if task.status != TaskStatus::InProgress {
                 continue;
             }
-            let view = self.task_view(m, &task, now).await?;
+            let view = self
+                .task_view(m, &task, roster_version, &mut stale_channels, now)
+                .await?;
             let counts = view.counts.expect("just read");
             if counts.open() == 0 {
                 // Read again before a task is finished: a remembered view must never end one.
@@ -342,6 +348,17 @@ impl Scheduler {
             };
             running.push(Running { task, need, serving });
         }
+        for channel in &stale_channels {
+            m.knowers.remove(channel);
+        }
+        m.knowers
+            .retain(|channel, _| needs.iter().any(|n| n.channel.as_ref() == Some(channel)));
+        for channel in needs.iter().filter_map(|n| n.channel.as_ref()) {
+            if !m.knowers.contains_key(channel) {
+                let knowers = e.store.channel_knowers(channel).await?;
+                m.knowers.insert(channel.clone(), knowers.into_iter().collect());
+            }
+        }
         // Per need, the accounts serving a task with it.
         let mut by_need = vec![Bits::default(); needs.len()];
         for r in &running {
@@ -377,10 +394,13 @@ impl Scheduler {
                     (None, _) => false,
                 };
                 let knows = || {
-                    needs[r.need].action != AmAction::Invite
-                        || m.tasks
-                            .get(&r.task.id)
-                            .is_some_and(|v| v.looked_up.contains(&record.id))
+                    let need = &needs[r.need];
+                    need.action != AmAction::Invite
+                        || need
+                            .channel
+                            .as_ref()
+                            .and_then(|c| m.knowers.get(c))
+                            .is_some_and(|k| k.contains(&record.id))
                 };
                 if lookup_later && !knows() {
                     later(t, at[lookup])
@@ -478,12 +498,15 @@ impl Scheduler {
         })
     }
 
-    /// The task's counts and account rows, read again only when its version moved, a retry came due,
-    /// or this scheduler claimed from it.
+    /// The task's counts, read again only when its version moved, a retry came due or this scheduler
+    /// claimed from it; and its excluded accounts, read again only when its roster version moved (its
+    /// channel is then marked stale).
     async fn task_view<'m>(
         &self,
         m: &'m mut Memory,
         task: &Task,
+        roster_version: i64,
+        stale_channels: &mut HashSet<String>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<&'m mut TaskView> {
         let e = &self.engine;
@@ -492,23 +515,25 @@ impl Scheduler {
         });
         if !fresh {
             let counts = e.store.target_counts(task.id, now).await?;
-            let stale_rows = m.tasks.get(&task.id).is_none_or(|v| v.version != task.version);
             let view = m.tasks.entry(task.id).or_insert_with(|| TaskView {
                 version: task.version,
                 counts: None,
+                roster_version: None,
                 excluded: HashSet::new(),
-                looked_up: HashSet::new(),
                 pins_checked_for: None,
             });
-            if stale_rows {
-                let roster = e.store.task_roster(task.id).await?;
-                view.excluded = roster.excluded.into_iter().collect();
-                view.looked_up = roster.looked_up.into_iter().collect();
-                view.version = task.version;
-            }
+            view.version = task.version;
             view.counts = Some(counts);
         }
-        Ok(m.tasks.get_mut(&task.id).expect("just stored"))
+        let view = m.tasks.get_mut(&task.id).expect("just stored");
+        if view.roster_version != Some(roster_version) {
+            view.excluded = e.store.excluded_accounts(task.id).await?.into_iter().collect();
+            view.roster_version = Some(roster_version);
+            if let Some(channel) = &task.spec.target_channel {
+                stale_channels.insert(channel.to_string());
+            }
+        }
+        Ok(view)
     }
 
     /// When the account may next do each need marked in `at` (None: never), from the Account Manager,
@@ -588,13 +613,13 @@ impl Scheduler {
     /// task moved.
     async fn start_scheduled(
         &self,
-        tasks: &[Task],
+        tasks: &[EngineTask],
         now: DateTime<Utc>,
     ) -> anyhow::Result<(Option<DateTime<Utc>>, bool)> {
         let e = &self.engine;
         let mut wake = None;
         let mut moved = false;
-        for task in tasks {
+        for EngineTask { task, .. } in tasks {
             let armed = task.status == TaskStatus::Pending
                 && task
                     .status_reason

@@ -277,29 +277,24 @@ impl Action<'_> {
     }
 
     /// The channel as this account sees it: looked up once (a granted `channel_lookup`) and kept on the
-    /// task's account row. None when this account may not invite there (it is excluded for the task
+    /// account's row of the task it was looked up for. None when this account may not invite there (it is excluded for the task
     /// and the target goes back) or must wait for the grant.
     async fn room(&mut self, client: &mut dyn AccountClient) -> anyhow::Result<Option<ChannelInfo>> {
         let e = self.e;
-        let known = e.store.task_account(self.task.id, self.account_id).await?;
-        if let Some(info) = known
-            .as_ref()
-            .and_then(|a| a.channel.as_ref())
-            .and_then(channel_from_json)
-        {
-            return Ok(Some(info));
-        }
         let Some(channel_ref) = self.task.spec.target_channel.clone() else {
             self.settle_final(TargetStatus::Failed, "no_target_channel", json!({}))
                 .await?;
             return Ok(None);
         };
-        // Found for another task: no second call to the platform for the same answer.
-        if let Some(known) = e.store.known_channel(self.account_id, &channel_ref.to_string()).await? {
-            if let Some(info) = channel_from_json(&known) {
-                self.remember_channel(&info).await?;
-                return Ok(Some(info));
-            }
+        // Found already, for this task or another with the channel: no second call for the same answer.
+        if let Some(info) = e
+            .store
+            .known_channel(self.account_id, &channel_ref.to_string())
+            .await?
+            .as_ref()
+            .and_then(channel_from_json)
+        {
+            return Ok(Some(info));
         }
         let Some(grant) = self.grant(AmAction::ChannelLookup, None).await? else {
             return Ok(None);
@@ -345,13 +340,11 @@ impl Action<'_> {
     async fn remember_channel(&self, info: &ChannelInfo) -> anyhow::Result<()> {
         let e = self.e;
         e.store
-            .upsert_task_account(
+            .remember_task_channel(
                 self.task.id,
                 self.account_id,
                 self.task.spec.platform.as_str(),
-                "active",
-                Some(&channel_json(info)),
-                None,
+                &channel_json(info),
                 e.clock.now(),
             )
             .await?;
@@ -533,27 +526,15 @@ impl Action<'_> {
         }
     }
 
-    /// Counts the action on the task's account row (`invite_task_accounts.stats`): one writer per row,
-    /// since the account's lease lets it act once at a time.
+    /// Counts the action and its outcome on the task's account row (`invite_task_accounts.stats`).
     async fn count_use(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         let e = self.e;
-        let row = e.store.task_account(self.task.id, self.account_id).await?;
-        let status = row.as_ref().map_or("active".to_owned(), |r| r.status.clone());
-        let mut stats = row
-            .map(|r| r.stats)
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
-        let bump = |v: &mut Value| *v = json!(v.as_i64().unwrap_or(0) + 1);
-        bump(&mut stats["actions"]);
-        bump(&mut stats["outcomes"][outcome.as_str()]);
         e.store
-            .upsert_task_account(
+            .count_task_account_use(
                 self.task.id,
                 self.account_id,
                 self.task.spec.platform.as_str(),
-                &status,
-                None,
-                Some(&stats),
+                outcome.as_str(),
                 e.clock.now(),
             )
             .await?;
@@ -563,13 +544,11 @@ impl Action<'_> {
     async fn exclude(&mut self, why: &str) -> anyhow::Result<()> {
         self.e
             .store
-            .upsert_task_account(
+            .exclude_task_account(
                 self.task.id,
                 self.account_id,
                 self.task.spec.platform.as_str(),
-                "excluded",
-                None,
-                Some(&json!({ "excluded_because": why })),
+                why,
                 self.e.clock.now(),
             )
             .await?;

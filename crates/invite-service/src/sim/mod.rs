@@ -233,7 +233,12 @@ pub async fn simulate(options: &SimOptions, policy: Policy) -> anyhow::Result<Si
             (p.clone(), Some(TempDb(p)))
         }
     };
-    let store = store::open(&format!("sqlite:{}", path.display()), &StoreOptions::default())
+    // The loop waits for each answer: one connection, whose page cache no other connection empties.
+    let one_connection = StoreOptions {
+        single_connection: true,
+        ..StoreOptions::default()
+    };
+    let store = store::open(&format!("sqlite:{}", path.display()), &one_connection)
         .await
         .with_context(|| format!("cannot open the simulation database {}", path.display()))?;
     store.migrate().await?;

@@ -20,7 +20,7 @@ use super::{
     task_from_row, PgStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
+    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object,
@@ -215,13 +215,20 @@ impl PgStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
-    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
+    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<EngineTask>> {
         let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM invite_tasks \
+            "SELECT {TASK_COLUMNS}, roster_version FROM invite_tasks \
              WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL) ORDER BY id"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(task_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(EngineTask {
+                    task: task_from_row(row)?,
+                    roster_version: row.try_get("roster_version")?,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn engine_task_impl(&self, task_id: i64) -> Result<Option<Task>> {
@@ -476,55 +483,102 @@ impl PgStore {
         .await?)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn upsert_task_account_impl(
+    pub(super) async fn remember_task_channel_impl(
         &self,
         task_id: i64,
         account_id: &str,
         platform: &str,
-        status: &str,
-        channel: Option<&Value>,
-        stats: Option<&Value>,
+        channel: &Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, channel, stats, updated_at) \
-             VALUES ($1, $2, $3, $4, $5::jsonb, COALESCE($6::jsonb, '{}'::jsonb), $7) \
-             ON CONFLICT (task_id, account_id) DO UPDATE SET platform = excluded.platform, status = excluded.status, \
-             channel = COALESCE($5::jsonb, invite_task_accounts.channel), \
-             stats = COALESCE($6::jsonb, invite_task_accounts.stats), updated_at = excluded.updated_at",
+             VALUES ($1, $2, $3, 'active', $4, '{}'::jsonb, $5) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET channel = excluded.channel, \
+             updated_at = excluded.updated_at",
         )
         .bind(task_id)
         .bind(account_id)
         .bind(platform)
-        .bind(status)
         .bind(channel)
-        .bind(stats)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        // What the scheduler reads of a task (who may work for it, who knows its channel) changed.
-        if channel.is_some() || status != "active" {
-            sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = $1")
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Who knows a channel is read across the tasks that share it; their rows are locked in id order
+        // so two such writes never wait for each other in a circle.
+        sqlx::query(
+            "UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id IN \
+             (SELECT id FROM invite_tasks \
+              WHERE id = $1 OR target_channel = (SELECT target_channel FROM invite_tasks WHERE id = $1) \
+              ORDER BY id FOR UPDATE)",
+        )
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn task_account_impl(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
-        let row = sqlx::query(
-            "SELECT account_id, platform, status, channel, stats, last_used_at FROM invite_task_accounts \
-             WHERE task_id = $1 AND account_id = $2",
+    pub(super) async fn exclude_task_account_impl(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, stats, updated_at) \
+             VALUES ($1, $2, $3, 'excluded', jsonb_build_object('excluded_because', $4::text), $5) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET status = 'excluded', \
+             stats = jsonb_set(invite_task_accounts.stats, '{excluded_because}', to_jsonb($4::text)), \
+             updated_at = excluded.updated_at",
         )
         .bind(task_id)
         .bind(account_id)
-        .fetch_optional(&self.pool)
+        .bind(platform)
+        .bind(why)
+        .bind(now)
+        .execute(&mut *tx)
         .await?;
-        row.as_ref().map(task_account_from_row).transpose()
+        sqlx::query("UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id = $1")
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn count_task_account_use_impl(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, stats, updated_at) \
+             VALUES ($1, $2, $3, 'active', \
+                     jsonb_build_object('actions', 1, 'outcomes', jsonb_build_object($4::text, 1)), $5) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET \
+             stats = invite_task_accounts.stats \
+               || jsonb_build_object('actions', COALESCE((invite_task_accounts.stats->>'actions')::bigint, 0) + 1) \
+               || jsonb_build_object('outcomes', COALESCE(invite_task_accounts.stats->'outcomes', '{}'::jsonb) \
+                  || jsonb_build_object($4::text, \
+                       COALESCE((invite_task_accounts.stats->'outcomes'->>$4::text)::bigint, 0) + 1)), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(task_id)
+        .bind(account_id)
+        .bind(platform)
+        .bind(outcome)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn task_accounts_impl(&self, task_id: i64) -> Result<Vec<TaskAccount>> {
@@ -550,18 +604,24 @@ impl PgStore {
         .await?)
     }
 
-    pub(super) async fn task_roster_impl(&self, task_id: i64) -> Result<TaskRoster> {
-        let (excluded, looked_up): (Vec<String>, Vec<String>) = sqlx::query_as(
-            "SELECT ARRAY(SELECT account_id FROM invite_task_accounts WHERE task_id = $1 AND status = 'excluded'), \
-                    ARRAY(SELECT DISTINCT a.account_id FROM invite_task_accounts a \
-                          JOIN invite_tasks t ON t.id = a.task_id \
-                          WHERE t.target_channel = (SELECT target_channel FROM invite_tasks WHERE id = $1) \
-                            AND a.channel IS NOT NULL)",
+    pub(super) async fn excluded_accounts_impl(&self, task_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT ARRAY(SELECT account_id FROM invite_task_accounts WHERE task_id = $1 AND status = 'excluded')",
         )
         .bind(task_id)
         .fetch_one(&self.pool)
-        .await?;
-        Ok(TaskRoster { excluded, looked_up })
+        .await?)
+    }
+
+    pub(super) async fn channel_knowers_impl(&self, target_channel: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT ARRAY(SELECT DISTINCT a.account_id FROM invite_task_accounts a \
+                          JOIN invite_tasks t ON t.id = a.task_id \
+                          WHERE t.target_channel = $1 AND a.channel IS NOT NULL)",
+        )
+        .bind(target_channel)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub(super) async fn on_do_not_contact_impl(&self, user: UserId, keys: &[String]) -> Result<bool> {

@@ -17,11 +17,16 @@ use super::{
     micros, opt_from_micros, task_from_row, tasks_from_json, tasks_json_array, SqliteStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
+    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object, INSERT_CHUNK,
 };
+
+/// Account ids handed over as one JSON array (one row instead of a row each).
+fn ids_from_json(list: Option<&str>) -> Result<Vec<String>> {
+    serde_json::from_str(list.unwrap_or("[]")).map_err(|e| StoreError::Corrupt(format!("account ids: {e}")))
+}
 
 fn claim_from_row(row: &SqliteRow) -> Result<Claim> {
     let target = target_from_row(row)?;
@@ -219,14 +224,22 @@ impl SqliteStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.reader).await?)
     }
 
-    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
+    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<EngineTask>> {
+        // Two arrays in one row, in the same order: the tasks, and their roster versions.
         let sql = format!(
-            "SELECT {} FROM invite_tasks \
+            "SELECT {}, json_group_array(roster_version ORDER BY id) FROM invite_tasks \
              WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL)",
             tasks_json_array()
         );
-        let rows: Option<String> = sqlx::query_scalar(&sql).fetch_one(&self.reader).await?;
-        tasks_from_json(rows.as_deref())
+        let (tasks, versions): (Option<String>, Option<String>) = sqlx::query_as(&sql).fetch_one(&self.reader).await?;
+        let versions: Vec<i64> = serde_json::from_str(versions.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("roster versions: {e}")))?;
+        let tasks = tasks_from_json(tasks.as_deref())?;
+        Ok(tasks
+            .into_iter()
+            .zip(versions)
+            .map(|(task, roster_version)| EngineTask { task, roster_version })
+            .collect())
     }
 
     pub(super) async fn engine_task_impl(&self, task_id: i64) -> Result<Option<Task>> {
@@ -489,55 +502,99 @@ impl SqliteStore {
         .await?)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn upsert_task_account_impl(
+    pub(super) async fn remember_task_channel_impl(
         &self,
         task_id: i64,
         account_id: &str,
         platform: &str,
-        status: &str,
-        channel: Option<&Value>,
-        stats: Option<&Value>,
+        channel: &Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, channel, stats, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '{}'), ?7) \
-             ON CONFLICT (task_id, account_id) DO UPDATE SET platform = excluded.platform, status = excluded.status, \
-             channel = COALESCE(?5, invite_task_accounts.channel), stats = COALESCE(?6, invite_task_accounts.stats), \
+             VALUES (?1, ?2, ?3, 'active', ?4, '{}', ?5) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET channel = excluded.channel, \
              updated_at = excluded.updated_at",
         )
         .bind(task_id)
         .bind(account_id)
         .bind(platform)
-        .bind(status)
-        .bind(channel.map(Value::to_string))
-        .bind(stats.map(Value::to_string))
+        .bind(channel.to_string())
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        // What the scheduler reads of a task (who may work for it, who knows its channel) changed.
-        if channel.is_some() || status != "active" {
-            sqlx::query("UPDATE invite_tasks SET version = version + 1 WHERE id = ?")
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Who knows a channel is read across the tasks that share it.
+        sqlx::query(
+            "UPDATE invite_tasks SET roster_version = roster_version + 1 \
+             WHERE id = ?1 OR target_channel = (SELECT target_channel FROM invite_tasks WHERE id = ?1)",
+        )
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn task_account_impl(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
-        let row = sqlx::query(
-            "SELECT account_id, platform, status, channel, stats, last_used_at FROM invite_task_accounts \
-             WHERE task_id = ? AND account_id = ?",
+    pub(super) async fn exclude_task_account_impl(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, stats, updated_at) \
+             VALUES (?1, ?2, ?3, 'excluded', json_object('excluded_because', ?4), ?5) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET status = 'excluded', \
+             stats = json_set(invite_task_accounts.stats, '$.excluded_because', ?4), \
+             updated_at = excluded.updated_at",
         )
         .bind(task_id)
         .bind(account_id)
-        .fetch_optional(&self.reader)
+        .bind(platform)
+        .bind(why)
+        .bind(micros(now))
+        .execute(&mut *tx)
         .await?;
-        row.as_ref().map(task_account_from_row).transpose()
+        sqlx::query("UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id = ?")
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn count_task_account_use_impl(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        // The outcome is one key of `outcomes`, quoted in the path: never read as a path itself.
+        let outcome_path = format!("$.outcomes.\"{}\"", outcome.replace('"', ""));
+        sqlx::query(
+            "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, stats, updated_at) \
+             VALUES (?1, ?2, ?3, 'active', json_object('actions', 1, 'outcomes', json_object(?4, 1)), ?6) \
+             ON CONFLICT (task_id, account_id) DO UPDATE SET \
+             stats = json_set(invite_task_accounts.stats, \
+               '$.actions', COALESCE(json_extract(invite_task_accounts.stats, '$.actions'), 0) + 1, \
+               ?5, COALESCE(json_extract(invite_task_accounts.stats, ?5), 0) + 1), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(task_id)
+        .bind(account_id)
+        .bind(platform)
+        .bind(outcome)
+        .bind(outcome_path)
+        .bind(micros(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     pub(super) async fn task_accounts_impl(&self, task_id: i64) -> Result<Vec<TaskAccount>> {
@@ -565,23 +622,26 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn task_roster_impl(&self, task_id: i64) -> Result<TaskRoster> {
-        let (excluded, looked_up): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT group_concat(account_id, char(10)) FROM invite_task_accounts \
-                     WHERE task_id = ?1 AND status = 'excluded'), \
-                    (SELECT group_concat(account_id, char(10)) FROM (SELECT DISTINCT a.account_id \
-                     FROM invite_task_accounts a JOIN invite_tasks t ON t.id = a.task_id \
-                     WHERE t.target_channel = (SELECT target_channel FROM invite_tasks WHERE id = ?1) \
-                       AND a.channel IS NOT NULL))",
+    pub(super) async fn excluded_accounts_impl(&self, task_id: i64) -> Result<Vec<String>> {
+        let list: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(account_id) FROM invite_task_accounts WHERE task_id = ? AND status = 'excluded'",
         )
         .bind(task_id)
         .fetch_one(&self.reader)
         .await?;
-        let ids = |list: Option<String>| list.map(|l| l.lines().map(str::to_owned).collect()).unwrap_or_default();
-        Ok(TaskRoster {
-            excluded: ids(excluded),
-            looked_up: ids(looked_up),
-        })
+        ids_from_json(list.as_deref())
+    }
+
+    pub(super) async fn channel_knowers_impl(&self, target_channel: &str) -> Result<Vec<String>> {
+        let list: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(account_id) FROM (SELECT DISTINCT a.account_id \
+             FROM invite_task_accounts a JOIN invite_tasks t ON t.id = a.task_id \
+             WHERE t.target_channel = ? AND a.channel IS NOT NULL)",
+        )
+        .bind(target_channel)
+        .fetch_one(&self.reader)
+        .await?;
+        ids_from_json(list.as_deref())
     }
 
     pub(super) async fn on_do_not_contact_impl(&self, user: UserId, keys: &[String]) -> Result<bool> {

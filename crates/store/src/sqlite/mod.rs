@@ -22,7 +22,7 @@ use crate::{
         NewAccount, Standing, Usage, Verdict,
     },
     changed_details, count_pending,
-    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskRoster, Transition},
+    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
     error::{Result, StoreError},
     import::{ImportRequest, ImportStart},
     model::{
@@ -197,9 +197,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(options.acquire_timeout)
-            // Readers map the file instead of copying each page they read (a write empties their caches).
-            .pragma("mmap_size", "268435456");
+            .busy_timeout(options.acquire_timeout);
         // A connection to a local file does not go stale: no round trip to test it before each use.
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
@@ -207,6 +205,12 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
             .await?;
+        if options.single_connection {
+            return Ok(Self {
+                reader: writer.clone(),
+                writer,
+            });
+        }
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(options.max_connections.max(1))
@@ -778,7 +782,7 @@ impl Store for SqliteStore {
         self.count_tasks_in_progress_impl().await
     }
 
-    async fn engine_tasks(&self) -> Result<Vec<Task>> {
+    async fn engine_tasks(&self) -> Result<Vec<EngineTask>> {
         self.engine_tasks_impl().await
     }
 
@@ -844,17 +848,39 @@ impl Store for SqliteStore {
         self.recent_outcomes_impl(task_id, n).await
     }
 
-    async fn upsert_task_account(
+    async fn remember_task_channel(
         &self,
         task_id: i64,
         account_id: &str,
         platform: &str,
-        status: &str,
-        channel: Option<&Value>,
-        stats: Option<&Value>,
+        channel: &Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.upsert_task_account_impl(task_id, account_id, platform, status, channel, stats, now)
+        self.remember_task_channel_impl(task_id, account_id, platform, channel, now)
+            .await
+    }
+
+    async fn exclude_task_account(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.exclude_task_account_impl(task_id, account_id, platform, why, now)
+            .await
+    }
+
+    async fn count_task_account_use(
+        &self,
+        task_id: i64,
+        account_id: &str,
+        platform: &str,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.count_task_account_use_impl(task_id, account_id, platform, outcome, now)
             .await
     }
 
@@ -862,16 +888,16 @@ impl Store for SqliteStore {
         self.task_accounts_impl(task_id).await
     }
 
-    async fn task_roster(&self, task_id: i64) -> Result<TaskRoster> {
-        self.task_roster_impl(task_id).await
+    async fn excluded_accounts(&self, task_id: i64) -> Result<Vec<String>> {
+        self.excluded_accounts_impl(task_id).await
+    }
+
+    async fn channel_knowers(&self, target_channel: &str) -> Result<Vec<String>> {
+        self.channel_knowers_impl(target_channel).await
     }
 
     async fn known_channel(&self, account_id: &str, target_channel: &str) -> Result<Option<Value>> {
         self.known_channel_impl(account_id, target_channel).await
-    }
-
-    async fn task_account(&self, task_id: i64, account_id: &str) -> Result<Option<TaskAccount>> {
-        self.task_account_impl(task_id, account_id).await
     }
 
     async fn on_do_not_contact(&self, user: UserId, keys: &[String]) -> Result<bool> {
