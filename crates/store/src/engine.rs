@@ -91,11 +91,16 @@ pub struct Settlement {
     pub logs: Vec<NewLog>,
 }
 
-/// A task the scheduler looks after, with the version of its roster: the roster is read again only
-/// when that moves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineTask {
-    pub task: Task,
+/// Which tasks the scheduler looks after (`engine_tasks`): running ones, and pending ones that start
+/// by themselves.
+pub(crate) const ENGINE_TASKS: &str = "status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL)";
+
+/// A task's versions: `version` moves with every write of the task; `roster_version` when an account
+/// is excluded from it or finds its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskVersions {
+    pub id: i64,
+    pub version: i64,
     pub roster_version: i64,
 }
 

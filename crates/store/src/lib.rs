@@ -27,7 +27,7 @@ pub use am::{
     AccountKind, AccountRecord, AccountSecrets, AccountState, ChannelState, Decision, GrantRequest, Ledger, LedgerAsk,
     NewAccount, Standing, Usage, Verdict,
 };
-pub use engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition};
+pub use engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskVersions, Transition};
 pub use error::{Result, StoreError};
 pub use import::{ImportRequest, ImportSink, ImportStart};
 pub use integration::{IntegrationEntry, IntegrationSync, INTEGRATION_REASON_PREFIX};
@@ -308,7 +308,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tasks the scheduler looks after: `IN_PROGRESS`, and `PENDING` ones with a scheduled start
     /// (they start by themselves).
-    async fn engine_tasks(&self) -> Result<Vec<EngineTask>>;
+    async fn engine_tasks(&self) -> Result<Vec<Task>>;
+
+    /// Of the same tasks, the id, version and roster version: a scheduler that remembers a task at
+    /// that version need not read it again.
+    async fn engine_task_versions(&self) -> Result<Vec<TaskVersions>>;
 
     async fn engine_task(&self, task_id: i64) -> Result<Option<Task>>;
 

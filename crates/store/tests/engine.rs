@@ -554,10 +554,16 @@ async fn the_scheduler_sees_running_and_scheduled_tasks(backend: Backend) {
         .await
         .unwrap());
 
-    let seen: Vec<i64> = s.engine_tasks().await.unwrap().iter().map(|t| t.task.id).collect();
+    let seen: Vec<i64> = s.engine_tasks().await.unwrap().iter().map(|t| t.id).collect();
     let mut expected = vec![scheduled.id, running.id];
     expected.sort_unstable();
     assert_eq!(seen, expected);
+    // The versions name the same tasks, at the versions their rows have.
+    let versions = s.engine_task_versions().await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.id).collect::<Vec<_>>(), expected);
+    for v in versions {
+        assert_eq!(v.version, s.engine_task(v.id).await.unwrap().unwrap().version);
+    }
     assert_eq!(s.engine_task(idle.id).await.unwrap().unwrap().status, Pending);
     assert_eq!(s.engine_task(idle.id + 1000).await.unwrap(), None);
 }
@@ -1016,10 +1022,10 @@ async fn recent_outcomes_are_the_newest_invites_and_messages(backend: Backend) {
 }
 
 async fn roster_version(s: &SharedStore, task_id: i64) -> i64 {
-    let tasks = s.engine_tasks().await.unwrap();
+    let tasks = s.engine_task_versions().await.unwrap();
     tasks
         .iter()
-        .find(|t| t.task.id == task_id)
+        .find(|t| t.id == task_id)
         .expect("a running task")
         .roster_version
 }

@@ -19,7 +19,7 @@ use domain::{
     task::{Task, TaskStatus},
     UserId,
 };
-use store::{AccountRecord, AccountState, EngineTask, Standing, StoreError, TargetCounts};
+use store::{AccountRecord, AccountState, Standing, StoreError, TargetCounts};
 use tokio::sync::watch;
 
 use super::{
@@ -57,6 +57,8 @@ struct Memory {
     /// The reason last written per task, so it is written only when it changes.
     reasons: HashMap<i64, Reason>,
     tasks: HashMap<i64, TaskView>,
+    /// The tasks' rows, each read again when its version moves.
+    rows: HashMap<i64, Arc<Task>>,
     /// Per channel (as tasks name it), the accounts that looked it up.
     knowers: HashMap<String, HashSet<String>>,
     accounts: HashMap<String, AccountView>,
@@ -145,7 +147,7 @@ impl Reason {
 
 /// A running task as one tick sees it.
 struct Running {
-    task: Task,
+    task: Arc<Task>,
     /// Index into the tick's [`Need`]s: the main action in the task's channel.
     need: usize,
     /// The accounts (by the tick's index) that may work for it.
@@ -248,13 +250,14 @@ impl Scheduler {
                 }
             }
         }
-        let mut tasks = e.store.engine_tasks().await?;
+        let mut tasks = self.current_tasks(m).await?;
         let (mut wake, started) = self.start_scheduled(&tasks, now).await?;
         if started {
-            tasks = e.store.engine_tasks().await?;
+            tasks = self.current_tasks(m).await?;
         }
-        let live: HashSet<i64> = tasks.iter().map(|t| t.task.id).collect();
+        let live: HashSet<i64> = tasks.iter().map(|(t, _)| t.id).collect();
         m.tasks.retain(|id, _| live.contains(id));
+        m.rows.retain(|id, _| live.contains(id));
 
         // Every account of the users with running tasks, once, with a hash of its id.
         let mut accounts: Vec<(AccountState, u64)> = Vec::new();
@@ -267,7 +270,7 @@ impl Scheduler {
             Need::new(m, AmAction::ChannelLookup, None),
         ];
         let (resolve, lookup) = (0, 1);
-        for EngineTask { task, roster_version } in tasks {
+        for (task, roster_version) in tasks {
             if task.status != TaskStatus::InProgress {
                 continue;
             }
@@ -498,6 +501,28 @@ impl Scheduler {
         })
     }
 
+    /// The tasks to look after, with their roster versions; a task's row is read again only when its
+    /// version moved.
+    async fn current_tasks(&self, m: &mut Memory) -> anyhow::Result<Vec<(Arc<Task>, i64)>> {
+        let store = &self.engine.store;
+        let mut tasks = Vec::new();
+        for v in store.engine_task_versions().await? {
+            let row = match m.rows.get(&v.id) {
+                Some(row) if row.version == v.version => row.clone(),
+                _ => match store.engine_task(v.id).await? {
+                    Some(task) => {
+                        let row = Arc::new(task);
+                        m.rows.insert(v.id, row.clone());
+                        row
+                    }
+                    None => continue,
+                },
+            };
+            tasks.push((row, v.roster_version));
+        }
+        Ok(tasks)
+    }
+
     /// The task's counts, read again only when its version moved, a retry came due or this scheduler
     /// claimed from it; and its excluded accounts, read again only when its roster version moved (its
     /// channel is then marked stale).
@@ -613,13 +638,13 @@ impl Scheduler {
     /// task moved.
     async fn start_scheduled(
         &self,
-        tasks: &[EngineTask],
+        tasks: &[(Arc<Task>, i64)],
         now: DateTime<Utc>,
     ) -> anyhow::Result<(Option<DateTime<Utc>>, bool)> {
         let e = &self.engine;
         let mut wake = None;
         let mut moved = false;
-        for EngineTask { task, .. } in tasks {
+        for (task, _) in tasks {
             let armed = task.status == TaskStatus::Pending
                 && task
                     .status_reason

@@ -609,10 +609,7 @@ impl IntegrationAccounts {
                     continue;
                 }
             };
-            let owners: HashSet<(UserId, &str)> = tasks
-                .iter()
-                .map(|t| (t.task.user_id, t.task.spec.platform.as_str()))
-                .collect();
+            let owners: HashSet<(UserId, &str)> = tasks.iter().map(|t| (t.user_id, t.spec.platform.as_str())).collect();
             for (user, platform) in owners {
                 if let Err(error) = self.sync(user, platform).await {
                     tracing::warn!(user_id = user.get(), platform, %error, "Integration Service accounts not mirrored");

@@ -20,7 +20,7 @@ use super::{
     task_from_row, PgStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskVersions, Transition, ENGINE_TASKS},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object,
@@ -215,20 +215,23 @@ impl PgStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
-    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<EngineTask>> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS}, roster_version FROM invite_tasks \
-             WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL) ORDER BY id"
-        );
+    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM invite_tasks WHERE {ENGINE_TASKS} ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(EngineTask {
-                    task: task_from_row(row)?,
-                    roster_version: row.try_get("roster_version")?,
-                })
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub(super) async fn engine_task_versions_impl(&self) -> Result<Vec<TaskVersions>> {
+        let sql = format!("SELECT id, version, roster_version FROM invite_tasks WHERE {ENGINE_TASKS} ORDER BY id");
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, version, roster_version)| TaskVersions {
+                id,
+                version,
+                roster_version,
             })
-            .collect()
+            .collect())
     }
 
     pub(super) async fn engine_task_impl(&self, task_id: i64) -> Result<Option<Task>> {

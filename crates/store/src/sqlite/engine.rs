@@ -17,7 +17,7 @@ use super::{
     micros, opt_from_micros, task_from_row, tasks_from_json, tasks_json_array, SqliteStore, TASK_COLUMNS,
 };
 use crate::{
-    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskVersions, Transition, ENGINE_TASKS},
     error::{Result, StoreError},
     model::{audit_action, counter_column, RequestMeta},
     task_object, INSERT_CHUNK,
@@ -224,21 +224,27 @@ impl SqliteStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.reader).await?)
     }
 
-    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<EngineTask>> {
-        // Two arrays in one row, in the same order: the tasks, and their roster versions.
+    pub(super) async fn engine_tasks_impl(&self) -> Result<Vec<Task>> {
+        let sql = format!("SELECT {} FROM invite_tasks WHERE {ENGINE_TASKS}", tasks_json_array());
+        let rows: Option<String> = sqlx::query_scalar(&sql).fetch_one(&self.reader).await?;
+        tasks_from_json(rows.as_deref())
+    }
+
+    pub(super) async fn engine_task_versions_impl(&self) -> Result<Vec<TaskVersions>> {
         let sql = format!(
-            "SELECT {}, json_group_array(roster_version ORDER BY id) FROM invite_tasks \
-             WHERE status = 'IN_PROGRESS' OR (status = 'PENDING' AND scheduled_start IS NOT NULL)",
-            tasks_json_array()
+            "SELECT json_group_array(json_array(id, version, roster_version) ORDER BY id) FROM invite_tasks \
+             WHERE {ENGINE_TASKS}"
         );
-        let (tasks, versions): (Option<String>, Option<String>) = sqlx::query_as(&sql).fetch_one(&self.reader).await?;
-        let versions: Vec<i64> = serde_json::from_str(versions.as_deref().unwrap_or("[]"))
-            .map_err(|e| StoreError::Corrupt(format!("roster versions: {e}")))?;
-        let tasks = tasks_from_json(tasks.as_deref())?;
-        Ok(tasks
+        let rows: Option<String> = sqlx::query_scalar(&sql).fetch_one(&self.reader).await?;
+        let rows: Vec<(i64, i64, i64)> = serde_json::from_str(rows.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("task versions: {e}")))?;
+        Ok(rows
             .into_iter()
-            .zip(versions)
-            .map(|(task, roster_version)| EngineTask { task, roster_version })
+            .map(|(id, version, roster_version)| TaskVersions {
+                id,
+                version,
+                roster_version,
+            })
             .collect())
     }
 

@@ -22,7 +22,7 @@ use crate::{
         NewAccount, Standing, Usage, Verdict,
     },
     changed_details, count_pending,
-    engine::{Claim, EngineTask, NewLog, Settlement, TargetCounts, TaskAccount, Transition},
+    engine::{Claim, NewLog, Settlement, TargetCounts, TaskAccount, TaskVersions, Transition},
     error::{Result, StoreError},
     import::{ImportRequest, ImportStart},
     model::{
@@ -782,7 +782,11 @@ impl Store for SqliteStore {
         self.count_tasks_in_progress_impl().await
     }
 
-    async fn engine_tasks(&self) -> Result<Vec<EngineTask>> {
+    async fn engine_task_versions(&self) -> Result<Vec<TaskVersions>> {
+        self.engine_task_versions_impl().await
+    }
+
+    async fn engine_tasks(&self) -> Result<Vec<Task>> {
         self.engine_tasks_impl().await
     }
 
