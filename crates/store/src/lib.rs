@@ -393,7 +393,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Counts one action of the account for the task and its outcome in the row's `stats`
-    /// (`actions`, `outcomes.<outcome>`), in one write that leaves status and channel alone.
+    /// (`actions`, `outcomes.<outcome>`), in one write that leaves status, channel and `updated_at` alone.
     async fn count_task_account_use(
         &self,
         task_id: i64,

@@ -571,8 +571,7 @@ impl PgStore {
                || jsonb_build_object('actions', COALESCE((invite_task_accounts.stats->>'actions')::bigint, 0) + 1) \
                || jsonb_build_object('outcomes', COALESCE(invite_task_accounts.stats->'outcomes', '{}'::jsonb) \
                   || jsonb_build_object($4::text, \
-                       COALESCE((invite_task_accounts.stats->'outcomes'->>$4::text)::bigint, 0) + 1)), \
-             updated_at = excluded.updated_at",
+                       COALESCE((invite_task_accounts.stats->'outcomes'->>$4::text)::bigint, 0) + 1))",
         )
         .bind(task_id)
         .bind(account_id)

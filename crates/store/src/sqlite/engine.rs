@@ -589,8 +589,7 @@ impl SqliteStore {
              ON CONFLICT (task_id, account_id) DO UPDATE SET \
              stats = json_set(invite_task_accounts.stats, \
                '$.actions', COALESCE(json_extract(invite_task_accounts.stats, '$.actions'), 0) + 1, \
-               ?5, COALESCE(json_extract(invite_task_accounts.stats, ?5), 0) + 1), \
-             updated_at = excluded.updated_at",
+               ?5, COALESCE(json_extract(invite_task_accounts.stats, ?5), 0) + 1)",
         )
         .bind(task_id)
         .bind(account_id)
