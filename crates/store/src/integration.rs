@@ -63,6 +63,10 @@ pub(crate) struct Mirrored {
     pub facts: Value,
 }
 
+/// A mirror block keeps the row's `status_until`: when the account comes back before a rest or
+/// restriction of the Account Manager ran out, it comes back resting until then (never earlier).
+pub(crate) const REST_KEPT_REASON: &str = "rest kept from before the Integration Service stopped listing it";
+
 /// What to do with each row, decided the same way on both backends.
 pub(crate) enum Step<'a> {
     Insert(&'a IntegrationEntry),
@@ -88,7 +92,12 @@ pub(crate) fn plan<'a>(entries: &'a [IntegrationEntry], mirrored: &'a [Mirrored]
                     .reason
                     .as_deref()
                     .is_some_and(|r| r.starts_with(INTEGRATION_REASON_PREFIX));
-                let new_session = entry.session_facts.as_ref().is_some_and(|f| *f != m.facts);
+                // A new session is a new auth key; a moved server address is the same session.
+                let key = |facts: &Value| facts.get("auth_key_id").cloned();
+                let new_session = entry
+                    .session_facts
+                    .as_ref()
+                    .is_some_and(|f| key(f).is_some() && key(f) != key(&m.facts));
                 steps.push(Step::Refresh {
                     entry,
                     reactivate: m.blocked && (by_mirror || new_session),

@@ -201,6 +201,62 @@ async fn an_account_manager_block_stays_until_the_session_changes(backend: Backe
     assert_eq!(sealed_session(s, "a").await.as_deref(), Some("sa-new"));
 }
 
+async fn a_rest_outlives_a_mirror_block_and_an_address_is_not_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    s.sync_integration_accounts(user(55), "telegram", &[entry("a", Some("sa"), 1)], t(0))
+        .await
+        .unwrap();
+    let restricted = Standing::Restricted {
+        until: t(3600),
+        reason: "PEER_FLOOD".into(),
+    };
+    assert!(s.am_set_standing("a", &restricted, t(1)).await.unwrap());
+
+    // Gone from the list for a moment (an empty answer), then back well before the restriction ends.
+    let gone = s
+        .sync_integration_accounts(user(55), "telegram", &[], t(2))
+        .await
+        .unwrap();
+    assert_eq!(gone.blocked, ids(&["a"]));
+    assert!(matches!(standing(s, "a").await, Standing::Blocked { .. }));
+    let back = s
+        .sync_integration_accounts(user(55), "telegram", &[entry("a", Some("sa"), 1)], t(3))
+        .await
+        .unwrap();
+    assert_eq!(back.reactivated, ids(&["a"]));
+    match standing(s, "a").await {
+        Standing::Resting { until, .. } => assert_eq!(until, t(3600), "never earlier than the restriction"),
+        other => panic!("back before its restriction ended, the account must rest until then: {other:?}"),
+    }
+
+    // The same auth key at a moved server address is the same session: a dead session stays dead.
+    let dead = Standing::Blocked {
+        reason: "AUTH_KEY_UNREGISTERED".into(),
+    };
+    assert!(s.am_set_standing("a", &dead, t(4)).await.unwrap());
+    let mut moved = entry("a", Some("sa"), 1);
+    moved.session_facts = Some(json!({"dc_id": 4, "auth_key_id": 1, "server_address": "149.154.167.91"}));
+    let out = s
+        .sync_integration_accounts(user(55), "telegram", &[moved], t(5))
+        .await
+        .unwrap();
+    assert_eq!(out.refreshed, ids(&["a"]));
+    assert_eq!(standing(s, "a").await, dead);
+
+    // Gone and back after the rest ran out: active.
+    assert!(s.am_set_standing("a", &restricted, t(6)).await.unwrap());
+    s.sync_integration_accounts(user(55), "telegram", &[], t(7))
+        .await
+        .unwrap();
+    let back = s
+        .sync_integration_accounts(user(55), "telegram", &[entry("a", Some("sa"), 1)], t(4000))
+        .await
+        .unwrap();
+    assert_eq!(back.reactivated, ids(&["a"]));
+    assert_eq!(standing(s, "a").await, Standing::Active);
+}
+
 async fn ids_of_other_accounts_are_refused_and_left_alone(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = &db.store;
@@ -270,5 +326,6 @@ on_both_backends!(
     usable_accounts_are_added_and_refreshed,
     blocked_or_gone_accounts_are_blocked_and_come_back,
     an_account_manager_block_stays_until_the_session_changes,
+    a_rest_outlives_a_mirror_block_and_an_address_is_not_a_session,
     ids_of_other_accounts_are_refused_and_left_alone,
 );

@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::PgStore;
 use crate::{
     error::Result,
-    integration::{plan, IntegrationEntry, IntegrationSync, Mirrored, Step},
+    integration::{plan, IntegrationEntry, IntegrationSync, Mirrored, Step, REST_KEPT_REASON},
 };
 
 impl PgStore {
@@ -77,9 +77,12 @@ impl PgStore {
                         "UPDATE accounts SET name = $1, session_sealed = COALESCE($2, session_sealed), \
                          api_id = COALESCE($3, api_id), api_hash_sealed = COALESCE($4, api_hash_sealed), \
                          session_facts = COALESCE($5, session_facts), \
-                         status = CASE WHEN $6 THEN 'active' ELSE status END, \
-                         status_reason = CASE WHEN $6 THEN NULL ELSE status_reason END, \
-                         status_until = CASE WHEN $6 THEN NULL ELSE status_until END, updated_at = $7 WHERE id = $8",
+                         status = CASE WHEN NOT $6 THEN status \
+                           WHEN status_until > $7 THEN 'resting' ELSE 'active' END, \
+                         status_reason = CASE WHEN NOT $6 THEN status_reason \
+                           WHEN status_until > $7 THEN $9 END, \
+                         status_until = CASE WHEN NOT $6 OR status_until > $7 THEN status_until END, \
+                         updated_at = $7 WHERE id = $8",
                     )
                     .bind(&e.name)
                     .bind(&e.session_sealed)
@@ -89,6 +92,7 @@ impl PgStore {
                     .bind(reactivate)
                     .bind(now)
                     .bind(&e.id)
+                    .bind(REST_KEPT_REASON)
                     .execute(&mut *tx)
                     .await?;
                     if reactivate {
@@ -99,7 +103,7 @@ impl PgStore {
                 }
                 Step::Block { id, reason } => {
                     sqlx::query(
-                        "UPDATE accounts SET status = 'blocked', status_reason = $1, status_until = NULL, \
+                        "UPDATE accounts SET status = 'blocked', status_reason = $1, \
                          updated_at = $2 WHERE id = $3",
                     )
                     .bind(&reason)

@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::{micros, SqliteStore};
 use crate::{
     error::{Result, StoreError},
-    integration::{plan, IntegrationEntry, IntegrationSync, Mirrored, Step},
+    integration::{plan, IntegrationEntry, IntegrationSync, Mirrored, Step, REST_KEPT_REASON},
 };
 
 impl SqliteStore {
@@ -74,12 +74,15 @@ impl SqliteStore {
                 }
                 Step::Refresh { entry: e, reactivate } => {
                     sqlx::query(
-                        "UPDATE accounts SET name = ?, session_sealed = COALESCE(?, session_sealed), \
-                         api_id = COALESCE(?, api_id), api_hash_sealed = COALESCE(?, api_hash_sealed), \
-                         session_facts = COALESCE(?, session_facts), \
-                         status = CASE WHEN ? THEN 'active' ELSE status END, \
-                         status_reason = CASE WHEN ? THEN NULL ELSE status_reason END, \
-                         status_until = CASE WHEN ? THEN NULL ELSE status_until END, updated_at = ? WHERE id = ?",
+                        "UPDATE accounts SET name = ?1, session_sealed = COALESCE(?2, session_sealed), \
+                         api_id = COALESCE(?3, api_id), api_hash_sealed = COALESCE(?4, api_hash_sealed), \
+                         session_facts = COALESCE(?5, session_facts), \
+                         status = CASE WHEN NOT ?6 THEN status \
+                           WHEN status_until > ?7 THEN 'resting' ELSE 'active' END, \
+                         status_reason = CASE WHEN NOT ?6 THEN status_reason \
+                           WHEN status_until > ?7 THEN ?9 END, \
+                         status_until = CASE WHEN NOT ?6 OR status_until > ?7 THEN status_until END, \
+                         updated_at = ?7 WHERE id = ?8",
                     )
                     .bind(&e.name)
                     .bind(&e.session_sealed)
@@ -87,10 +90,9 @@ impl SqliteStore {
                     .bind(&e.api_hash_sealed)
                     .bind(e.session_facts.as_ref().map(|f| f.to_string()))
                     .bind(reactivate)
-                    .bind(reactivate)
-                    .bind(reactivate)
                     .bind(micros(now))
                     .bind(&e.id)
+                    .bind(REST_KEPT_REASON)
                     .execute(&mut *tx)
                     .await?;
                     if reactivate {
@@ -101,7 +103,7 @@ impl SqliteStore {
                 }
                 Step::Block { id, reason } => {
                     sqlx::query(
-                        "UPDATE accounts SET status = 'blocked', status_reason = ?, status_until = NULL, \
+                        "UPDATE accounts SET status = 'blocked', status_reason = ?, \
                          updated_at = ? WHERE id = ?",
                     )
                     .bind(&reason)
