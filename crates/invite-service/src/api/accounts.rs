@@ -11,6 +11,7 @@ use axum::{
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     outcome::AmAction,
+    task::Platform,
     validation::{FieldError, FieldErrors},
     UserId,
 };
@@ -303,14 +304,27 @@ fn daily_cap(policy: &Policy, action: AmAction) -> Option<u32> {
 
 /// `GET /accounts[?platform=telegram]`
 pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, q: Query) -> ApiResult<Json<Value>> {
-    let platform = q.get("platform").map(str::to_ascii_lowercase);
+    let platform = match q.get("platform") {
+        None => None,
+        Some(p) => match Platform::parse(p) {
+            Some(p) => Some(p.as_str()),
+            None => {
+                return Err(FieldError::new(
+                    &["query", "platform"],
+                    "enum",
+                    format!("platform must be one of telegram, instagram, whatsapp (got {p:?})"),
+                )
+                .into())
+            }
+        },
+    };
     if let Some(integration) = &state.integration {
         // The stored copy is still worth showing when the Integration Service cannot be asked.
-        if let Err(e) = integration.sync(user, platform.as_deref().unwrap_or("telegram")).await {
+        if let Err(e) = integration.sync(user, platform.unwrap_or("telegram")).await {
             tracing::warn!(error = %e, "accounts listed without asking the Integration Service");
         }
     }
-    let accounts = state.store.list_accounts(user, platform.as_deref()).await?;
+    let accounts = state.store.list_accounts(user, platform).await?;
     let now = state.clock.now();
     let mut items = Vec::with_capacity(accounts.len());
     for a in &accounts {
@@ -402,6 +416,14 @@ pub async fn delete(
     Path(id): Path<String>,
     Meta(meta): Meta,
 ) -> ApiResult<StatusCode> {
+    // A mirrored account would come back with the next mirroring, fresh, its blocks and channel states
+    // gone: it leaves when the Integration Service stops listing it, and is blocked here then.
+    let account = state.store.get_account(user, &id).await?;
+    if account.as_ref().is_some_and(|a| a.kind == AccountKind::Integration) {
+        return Err(ApiError::Conflict(format!(
+            "account {id} is managed by the Integration Service: remove or block it there"
+        )));
+    }
     if state.store.delete_account(user, &id, state.clock.now(), &meta).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -181,6 +181,26 @@ async fn integration_service_accounts_are_listed_and_its_failures_are_clear(back
     );
     let stored = app.dump_table("accounts").await;
     assert!(!stored.contains("0123456789abcdef0123456789abcdef"), "sealed at rest");
+    // A mirrored account is the Integration Service's to remove: deleting it here would bring it back
+    // fresh with the next mirroring, its blocks forgotten.
+    let deleted = app
+        .call(
+            Method::DELETE,
+            "/accounts/3b7c2f0e-1d2a-4c55-9f10-2a9e8b7c6d5e",
+            Some(55),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::CONFLICT, "{}", deleted.body);
+    assert!(
+        deleted.detail().contains("managed by the Integration Service"),
+        "{}",
+        deleted.body
+    );
+    // An unknown platform is refused, not mirrored under its name.
+    let odd = app.call(Method::GET, "/accounts?platform=foo", Some(55), None).await;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", odd.body);
+    assert!(odd.body.to_string().contains("platform must be one of"), "{}", odd.body);
     assert_eq!(
         app.call(Method::GET, "/accounts", Some(77), None).await.body["total"],
         1
