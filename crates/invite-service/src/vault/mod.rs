@@ -437,7 +437,12 @@ impl Shared {
         let token = self.token().await?;
         match self.api.kv_read(&token, &self.config.kv_mount, path).await {
             Err(e) if e.is_refusal() => {
-                // The token may have been revoked or have outlived its lease; one new login tells.
+                // The token may have been revoked or have outlived its lease, or the policy denies this
+                // path. Only a token Vault no longer knows is replaced: a denial answered by a new login
+                // would log in again on every read (and spend the secret id's uses).
+                if self.api.lookup_self(&token).await.is_ok() {
+                    return Err(e);
+                }
                 self.forget(&token).await;
                 let token = self.token().await?;
                 self.api.kv_read(&token, &self.config.kv_mount, path).await
