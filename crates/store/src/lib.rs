@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::{Target, TargetStatus},
+    audience::{Target, TargetSource, TargetStatus},
     task::{Task, TaskSpec, TaskStatus, UserId},
 };
 use serde_json::Value;
@@ -103,6 +103,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest import of a task (or the one named), with its report; `None` when there is none.
     async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>>;
+
+    /// Whether an import from `source` named `file_name` was stored into the task (dry runs do not
+    /// count): how an import that must happen once is remembered.
+    async fn has_import(&self, user: UserId, task_id: i64, source: TargetSource, file_name: &str) -> Result<bool>;
 
     /// A task's targets; `None` when the task is not the user's.
     async fn list_targets(&self, user: UserId, task_id: i64, query: &TargetQuery) -> Result<Option<Page<Target>>>;

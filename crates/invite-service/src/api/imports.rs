@@ -13,7 +13,7 @@ use domain::{
     UserId,
 };
 use serde_json::{json, Value};
-use store::{ImportOutcome, ImportRequest, ImportStart, RequestMeta};
+use store::{ImportRequest, RequestMeta};
 
 use crate::{
     api::{
@@ -24,10 +24,10 @@ use crate::{
         AppState,
     },
     importer::{
-        self,
-        parsing::ParsingFilters,
+        load::{import_parsing_task, load, DraftSource, LoadError, Loaded, ParsingImport, ParsingImportError},
+        parsing::{parse_task_id, ParsingFilters},
         read::{self, ReadError, ReadOptions},
-        DraftStream, Prepared, StartError,
+        DraftStream, StartError,
     },
     integrations::parsing_service::{Bearer, ParsingServiceClient, UpstreamError},
 };
@@ -167,11 +167,8 @@ async fn editable_task(state: &AppState, user: UserId, task_id: i64) -> ApiResul
 }
 
 fn locked(task_id: i64, status: TaskStatus) -> Option<ApiError> {
-    (status == TaskStatus::InProgress || status.is_finished()).then(|| {
-        ApiError::Conflict(format!(
-            "task {task_id} is {status}: targets can be imported only before it runs or while it is paused"
-        ))
-    })
+    (status == TaskStatus::InProgress || status.is_finished())
+        .then(|| ApiError::Conflict(LoadError::Locked { task_id, status }.to_string()))
 }
 
 pub fn read_error(e: ReadError) -> ApiError {
@@ -211,12 +208,6 @@ pub fn start_drafts<'a>(
     })
 }
 
-/// Where an import's drafts come from: a file read a chunk at a time, or a list already in memory.
-pub enum DraftSource<'a> {
-    File(DraftStream<'a>),
-    List(Prepared),
-}
-
 /// Runs an import in one store transaction and shapes the answer.
 async fn store_import(
     state: &AppState,
@@ -227,51 +218,28 @@ async fn store_import(
     limit_loc: &[&str],
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (task_id, dry_run) = (request.task_id, request.dry_run);
-    let mut sink = match state.store.begin_import(user, request, state.clock.now(), meta).await? {
-        ImportStart::Started(sink) => sink,
-        ImportStart::NotFound => return Err(ApiError::task_not_found(task_id)),
-        ImportStart::Locked(status) => {
-            return Err(locked(task_id, status).expect("the store reports only locking statuses"))
-        }
-    };
-    let report = match source {
-        DraftSource::List(Prepared { drafts, mut report }) => {
-            sink.add(drafts, &mut report).await?;
-            report
-        }
-        DraftSource::File(mut stream) => {
-            while let Some(chunk) = stream.next_chunk(importer::CHUNK_ROWS).map_err(read_error)? {
-                sink.add(chunk, &mut stream.report).await?;
-            }
-            stream.report
-        }
-    };
-    match sink.finish(report).await? {
-        ImportOutcome::Done { import_id, report } => {
-            tracing::info!(
-                task_id,
-                import_id,
-                dry_run,
-                stored = report.stored,
-                rejected = report.invalid + report.duplicates + report.excluded,
-                "targets imported"
-            );
-            let status = if dry_run { StatusCode::OK } else { StatusCode::CREATED };
-            Ok((status, Json(import_json(import_id, task_id, dry_run, &report))))
-        }
-        ImportOutcome::TooManyTargets {
-            existing,
-            adding,
-            limit,
-        } => Err(FieldError::new(
-            limit_loc,
-            "value_error",
-            format!(
-                "the task would hold {} targets ({existing} already, {adding} new); at most {limit} are allowed",
-                existing + adding
-            ),
-        )
-        .into()),
+    let loaded = load(&state.store, user, request, source, state.clock.now(), meta)
+        .await
+        .map_err(|e| load_error(e, limit_loc))?;
+    Ok(imported(task_id, dry_run, loaded))
+}
+
+fn imported(task_id: i64, dry_run: bool, loaded: Loaded) -> (StatusCode, Json<Value>) {
+    let status = if dry_run { StatusCode::OK } else { StatusCode::CREATED };
+    (
+        status,
+        Json(import_json(loaded.import_id, task_id, dry_run, &loaded.report)),
+    )
+}
+
+/// An import the store refused; going over the task's limit is reported at `limit_loc`.
+fn load_error(e: LoadError, limit_loc: &[&str]) -> ApiError {
+    match e {
+        LoadError::NotFound(task_id) => ApiError::task_not_found(task_id),
+        LoadError::Locked { .. } => ApiError::Conflict(e.to_string()),
+        LoadError::TooManyTargets { .. } => FieldError::new(limit_loc, "value_error", e.to_string()).into(),
+        LoadError::Read(e) => read_error(e),
+        LoadError::Store(e) => e.into(),
     }
 }
 
@@ -367,30 +335,14 @@ pub async fn parsing(
         Some(Value::String(s)) => required_id(Some(s), &["body", "task_id"], &mut errors),
         _ => required_id(None, &["body", "task_id"], &mut errors),
     };
-    let parsing_task_id = match body.get("parsing_task_id") {
-        Some(Value::String(s)) => Some(s.trim().to_string()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    let parsing_task_id = match parsing_task_id {
-        Some(id)
-            if (1..=64).contains(&id.len())
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            Some(id)
-        }
-        Some(id) => {
-            errors.push(FieldError::new(
-                &["body", "parsing_task_id"],
-                "value_error",
-                format!("parsing_task_id must be 1–64 letters, digits, '-' or '_' (got {id:?})"),
-            ));
-            None
-        }
+    let parsing_task_id = match body.get("parsing_task_id").filter(|v| !v.is_null()) {
         None => {
             errors.push(FieldError::missing(&["body", "parsing_task_id"]));
             None
         }
+        Some(v) => parse_task_id(v, "parsing_task_id")
+            .map_err(|msg| errors.push(FieldError::new(&["body", "parsing_task_id"], "value_error", msg)))
+            .ok(),
     };
     let skip_bots = body.get("skip_bots").is_none_or(Value::is_null)
         || flag(body.get("skip_bots"), &["body", "skip_bots"], &mut errors);
@@ -403,45 +355,40 @@ pub async fn parsing(
     let (task_id, parsing_task_id) = errors.into_result(|| (task_id, parsing_task_id))?;
     let (task_id, parsing_task_id) = (task_id.expect("validated"), parsing_task_id.expect("validated"));
     editable_task(&state, user, task_id).await?;
-    let client: &ParsingServiceClient = state.parsing.as_deref().ok_or_else(|| {
-        ApiError::Unavailable("the Parsing Service is not configured (PARSING_SERVICE_URL is unset)".into())
-    })?;
-    let results = client
-        .results(
-            &parsing_task_id,
-            Bearer::Caller(&token),
-            state.import.max_targets_per_task.saturating_mul(10).max(10_000),
-        )
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, parsing_task_id, "Parsing Service import failed");
-            match e {
-                UpstreamError::NotFound(_) => ApiError::NotFound(e.to_string()),
-                UpstreamError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
-                UpstreamError::TooMany(_) => {
-                    FieldError::new(&["body", "parsing_task_id"], "value_error", e.to_string()).into()
-                }
-                UpstreamError::Refused(_) | UpstreamError::BadResponse(_) => ApiError::BadGateway(e.to_string()),
-            }
-        })?;
-    let filters = ParsingFilters { skip_bots };
-    let prepared = importer::parsing::prepare_results(&results, filters, region, &parsing_task_id);
-    let request = ImportRequest {
+    let client = parsing_client(&state)?;
+    let job = ParsingImport {
+        user,
         task_id,
-        source: TargetSource::ParsingImport,
-        file_name: Some(format!("parsing task {parsing_task_id}")),
+        parsing_task_id: &parsing_task_id,
+        filters: ParsingFilters { skip_bots },
+        region,
         dry_run,
         max_targets: state.import.max_targets_per_task,
     };
-    store_import(
-        &state,
-        user,
-        &meta,
-        request,
-        DraftSource::List(prepared),
-        &["body", "parsing_task_id"],
-    )
-    .await
+    let loaded = import_parsing_task(&state.store, &state.clock, client, Bearer::Caller(&token), job, &meta)
+        .await
+        .map_err(|e| match e {
+            ParsingImportError::Upstream(e) => {
+                tracing::warn!(error = %e, parsing_task_id, "Parsing Service import failed");
+                match e {
+                    UpstreamError::NotFound(_) => ApiError::NotFound(e.to_string()),
+                    UpstreamError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+                    UpstreamError::TooMany(_) => {
+                        FieldError::new(&["body", "parsing_task_id"], "value_error", e.to_string()).into()
+                    }
+                    UpstreamError::Refused(_) | UpstreamError::BadResponse(_) => ApiError::BadGateway(e.to_string()),
+                }
+            }
+            ParsingImportError::Load(e) => load_error(e, &["body", "parsing_task_id"]),
+        })?;
+    Ok(imported(task_id, dry_run, loaded))
+}
+
+/// The Parsing Service's client; 503 naming the variable when it is not configured.
+fn parsing_client(state: &AppState) -> ApiResult<&ParsingServiceClient> {
+    state.parsing.as_deref().ok_or_else(|| {
+        ApiError::Unavailable("the Parsing Service is not configured (PARSING_SERVICE_URL is unset)".into())
+    })
 }
 
 /// `GET /import/validate?task_id=…[&import_id=…]`: the report of the task's newest (or the named) import.

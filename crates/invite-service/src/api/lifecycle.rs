@@ -12,8 +12,12 @@ use super::{
     AppState,
 };
 use crate::{
-    engine::lifecycle::{Move, MoveError},
-    integrations::integration_service::IntegrationError,
+    engine::{
+        audience::AudienceError,
+        lifecycle::{Move, MoveError},
+    },
+    importer::load::{LoadError, ParsingImportError},
+    integrations::{integration_service::IntegrationError, parsing_service::UpstreamError},
 };
 
 async fn apply(
@@ -48,7 +52,29 @@ async fn apply(
         }
         Err(MoveError::NotFound(id)) => Err(ApiError::task_not_found(id)),
         Err(MoveError::Conflict(why)) => Err(ApiError::Conflict(why)),
+        Err(MoveError::Audience(e)) => Err(audience_error(id, e)),
         Err(MoveError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// A start whose audience could not be imported from the Parsing Service: 503/502 when the service
+/// could not answer or answered wrongly, as for the import endpoint; 409 when the task as defined
+/// cannot start (the parsing task does not exist, or holds more than the task may).
+fn audience_error(id: i64, e: AudienceError) -> ApiError {
+    match e {
+        AudienceError::NotConfigured(_) => ApiError::Unavailable(e.to_string()),
+        AudienceError::Import(ParsingImportError::Upstream(e)) => match e {
+            UpstreamError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            UpstreamError::Refused(_) | UpstreamError::BadResponse(_) => ApiError::BadGateway(e.to_string()),
+            UpstreamError::NotFound(_) | UpstreamError::TooMany(_) => {
+                ApiError::Conflict(format!("task {id} cannot start: {e} (settings.parsing_task_id)"))
+            }
+        },
+        AudienceError::Import(ParsingImportError::Load(e)) => match e {
+            LoadError::NotFound(id) => ApiError::task_not_found(id),
+            LoadError::Store(e) => e.into(),
+            e => ApiError::Conflict(format!("task {id} cannot start: {e}")),
+        },
     }
 }
 

@@ -82,7 +82,7 @@ fn task_fields(required: bool) -> Value {
                      "description": "Any case; MEDIUM = NORMAL, URGENT = HIGH"},
         "scheduled_start": {"type": nullable("string"), "format": "date-time",
                             "description": "Must be in the future (at most 365 days ahead); without an offset it is UTC"},
-        "settings": {"type": "object", "description": "Free JSON object, at most 16 KiB", "additionalProperties": true}
+        "settings": {"type": "object", "description": "Free JSON object, at most 16 KiB. `parsing_task_id` (1–64 letters, digits, '-' or '_'; needs PARSING_SERVICE_URL, else 503) names a Parsing Service task whose results are imported as the audience when the task starts, once, with the service's own JWT", "additionalProperties": true}
     });
     if required {
         props["status"] =
@@ -162,9 +162,9 @@ pub fn document() -> Value {
             "/api/v1/invite/tasks/{task_id}/start": {
                 "post": {
                     "tags": ["tasks"], "summary": "Start a task",
-                    "description": "PENDING → IN_PROGRESS. 409 (naming the reason) when the task has no targets, the user has no usable account on its platform, or already runs the most tasks allowed (INVITE_MAX_RUNNING_TASKS). With a `scheduled_start` in the future the task stays PENDING with reason \"scheduled for …\" and starts by itself then (not when more than INVITE_START_LATENESS_MINUTES late). 409 names the current status when the move is not allowed from it.",
+                    "description": "PENDING → IN_PROGRESS. 409 (naming the reason) when the task has no targets, the user has no usable account on its platform, or already runs the most tasks allowed (INVITE_MAX_RUNNING_TASKS). With a `scheduled_start` in the future the task stays PENDING with reason \"scheduled for …\" and starts by itself then (not when more than INVITE_START_LATENESS_MINUTES late). A task with `settings.parsing_task_id` whose audience was not imported yet imports it from the Parsing Service as it starts (a scheduled one at its time; while the service cannot answer it stays PENDING with the reason and tries again every minute); 503/502 when the service cannot answer or answers wrongly, 409 when the parsing task does not exist. 409 names the current status when the move is not allowed from it.",
                     "parameters": [task_id_param()],
-                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "503"])
+                    "responses": with_errors(json_ok("200", "The task after the move", "Task"), &["401", "404", "409", "422", "502", "503"])
                 }
             },
             "/api/v1/invite/tasks/{task_id}/pause": {

@@ -14,12 +14,15 @@ use domain::{
 use serde_json::{json, Value};
 use store::{DeleteOutcome, TaskQuery, TaskSortField, UpdateOutcome};
 
-use crate::api::{
-    auth::AuthUser,
-    error::{ApiError, ApiResult},
-    query::{page_json, positive_id, Query},
-    request::{JsonBody, Meta},
-    AppState,
+use crate::{
+    api::{
+        auth::AuthUser,
+        error::{ApiError, ApiResult},
+        query::{page_json, positive_id, Query},
+        request::{JsonBody, Meta},
+        AppState,
+    },
+    importer::parsing::{parse_task_id, TASK_SETTING as PARSING_TASK_SETTING},
 };
 
 /// How often an update is recomputed when the task changed underneath it.
@@ -75,7 +78,16 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let now = state.clock.now();
-    let spec = parse_new_task(&body, now)?;
+    let audience_error = audience_setting_error(&body);
+    let spec = match (parse_new_task(&body, now), audience_error) {
+        (Ok(spec), None) => spec,
+        (Ok(_), Some(e)) => return Err(e.into()),
+        (Err(mut errors), e) => {
+            errors.0.extend(e);
+            return Err(errors.into());
+        }
+    };
+    audience_setting_usable(&state, &body)?;
     let task = state.store.create_task(user, &spec, now, &meta).await?;
     state.metrics.task_created(task.spec.platform);
     tracing::info!(task_id = task.id, action = "task.create", "task created");
@@ -86,6 +98,37 @@ pub async fn create(
         Json(task_json(&task)),
     )
         .into_response())
+}
+
+/// The body's `settings.parsing_task_id`, if sent: the parsing task whose results the engine imports
+/// as the task's audience when the task starts. What is wrong with its form, if anything.
+fn audience_setting_error(body: &Value) -> Option<FieldError> {
+    let id = body
+        .get("settings")?
+        .get(PARSING_TASK_SETTING)
+        .filter(|v| !v.is_null())?;
+    let msg = parse_task_id(id, "settings.parsing_task_id").err()?;
+    Some(FieldError::new(
+        &["body", "settings", PARSING_TASK_SETTING],
+        "value_error",
+        msg,
+    ))
+}
+
+/// A parsing task as the audience needs the Parsing Service: without one, 503 naming the variable, as
+/// the import endpoint answers.
+fn audience_setting_usable(state: &AppState, body: &Value) -> ApiResult<()> {
+    let sent = body
+        .get("settings")
+        .and_then(|s| s.get(PARSING_TASK_SETTING))
+        .is_some_and(|v| !v.is_null());
+    if sent && state.parsing.is_none() {
+        return Err(ApiError::Unavailable(
+            "settings.parsing_task_id needs the Parsing Service, which is not configured (PARSING_SERVICE_URL is unset)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn get(
@@ -206,6 +249,7 @@ pub async fn update(
     Meta(meta): Meta,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    let audience_error = audience_setting_error(&body);
     for _ in 0..UPDATE_ATTEMPTS {
         let task = state
             .store
@@ -214,7 +258,10 @@ pub async fn update(
             .ok_or(ApiError::task_not_found(id))?;
         let now = state.clock.now();
         let spec = apply_update(&task, &body, now).map_err(|e| match e {
-            UpdateError::Invalid(errors) => ApiError::Validation(errors),
+            UpdateError::Invalid(mut errors) => {
+                errors.0.extend(audience_error.clone());
+                ApiError::Validation(errors)
+            }
             UpdateError::StatusLocked(status) => ApiError::Conflict(format!(
                 "task {id} is {status} and can no longer be edited{}",
                 if status == TaskStatus::InProgress {
@@ -227,6 +274,10 @@ pub async fn update(
                 "task {id} is {status}: only name, description and priority can change, not {field}"
             )),
         })?;
+        if let Some(e) = audience_error {
+            return Err(e.into());
+        }
+        audience_setting_usable(&state, &body)?;
         let changed = task.spec.changed_fields(&spec);
         if changed.is_empty() {
             return Ok(Json(task_json(&task)));

@@ -1,6 +1,7 @@
 //! A user's lifecycle moves — start, pause, resume, cancel — through one transition table, with the
 //! checks a start needs (targets to work on, an account to work with, room under the running-task
-//! limit) and the reason shown next to the status.
+//! limit) and the reason shown next to the status. A start that runs at once first imports the audience
+//! its settings name in the Parsing Service (see [`super::audience`]).
 
 use chrono::{DateTime, Utc};
 use domain::{
@@ -9,7 +10,7 @@ use domain::{
 };
 use store::{RequestMeta, Transition};
 
-use super::{events::Event, Engine};
+use super::{audience::AudienceError, events::Event, Engine};
 
 /// Reasons start with this while a started task waits for its scheduled time; the scheduler starts
 /// exactly those.
@@ -61,6 +62,9 @@ pub enum MoveError {
     NotFound(i64),
     #[error("{0}")]
     Conflict(String),
+    /// The audience named by `settings.parsing_task_id` could not be imported.
+    #[error(transparent)]
+    Audience(AudienceError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -74,7 +78,7 @@ impl Engine {
             return Err(refused(m, task.status, task.status_reason.as_deref()));
         }
         let (to, reason) = match m {
-            Move::Start => self.start_checks(user, &task, now).await?,
+            Move::Start => self.start_checks(user, &task, now, meta).await?,
             Move::Pause => (TaskStatus::Paused, Some("paused by user".to_owned())),
             Move::Resume => (TaskStatus::InProgress, None),
             Move::Cancel => (TaskStatus::Cancelled, Some("cancelled by user".to_owned())),
@@ -95,11 +99,14 @@ impl Engine {
     }
 
     /// Where a start leads (running now, or waiting for its scheduled time), or why it cannot start.
+    /// An audience still awaited from the Parsing Service is imported here when the task runs at once,
+    /// after every other check (the scheduler imports it for a scheduled start).
     async fn start_checks(
         &self,
         user: UserId,
         task: &Task,
         now: DateTime<Utc>,
+        meta: &RequestMeta,
     ) -> Result<(TaskStatus, Option<String>), MoveError> {
         if task
             .status_reason
@@ -112,8 +119,9 @@ impl Engine {
                 task.status_reason.as_deref().unwrap_or_default()
             )));
         }
+        let awaited = self.awaited_audience(task).await?;
         let counts = self.store.target_counts(task.id, now).await?;
-        if counts.open() == 0 {
+        if counts.open() == 0 && awaited.is_none() {
             return Err(MoveError::Conflict(format!(
                 "task {} has no targets to work on: import an audience first",
                 task.id
@@ -133,13 +141,31 @@ impl Engine {
                 self.config.max_running_tasks
             )));
         }
-        Ok(match task.spec.scheduled_start.filter(|at| *at > now) {
-            Some(at) => (
+        if let Some(at) = task.spec.scheduled_start.filter(|at| *at > now) {
+            return Ok((
                 TaskStatus::Pending,
                 Some(format!("{SCHEDULED_PREFIX}{}", at.to_rfc3339())),
-            ),
-            None => (TaskStatus::InProgress, None),
-        })
+            ));
+        }
+        if let Some(parsing_task_id) = awaited {
+            let loaded = self.import_audience(task, &parsing_task_id, meta).await.map_err(|e| {
+                tracing::warn!(
+                    task_id = task.id,
+                    parsing_task_id,
+                    error = %e,
+                    "start refused: the audience could not be imported from the Parsing Service"
+                );
+                MoveError::Audience(e)
+            })?;
+            if loaded.report.stored == 0 && self.store.target_counts(task.id, now).await?.open() == 0 {
+                return Err(MoveError::Conflict(format!(
+                    "task {} has no targets to work on: parsing task {parsing_task_id} gave none that could be used \
+                     (its report: GET /import/validate?task_id={})",
+                    task.id, task.id
+                )));
+            }
+        }
+        Ok((TaskStatus::InProgress, None))
     }
 }
 

@@ -1,7 +1,9 @@
 //! Audience import: reading files people bring, finding their columns, validating and deduplicating
-//! rows into targets, a chunk at a time. Pure: the store does the rest in one transaction.
+//! rows into targets, a chunk at a time. Reading is pure; [`load`] hands the drafts to the store, which
+//! does the rest in one transaction.
 
 pub mod columns;
+pub mod load;
 pub mod parsing;
 pub mod read;
 

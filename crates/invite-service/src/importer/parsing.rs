@@ -10,6 +10,38 @@ use serde_json::{json, Map, Value};
 
 use super::Prepared;
 
+/// The task setting that names a parsing task as the task's audience (imported when the task starts).
+pub const TASK_SETTING: &str = "parsing_task_id";
+
+/// A parsing task id as a client sends it, a string or an integer: 1–64 letters, digits, '-' or '_'
+/// (it becomes part of the Parsing Service's URL). The message names the field as `name`.
+pub fn parse_task_id(v: &Value, name: &str) -> Result<String, String> {
+    let id = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("{name} must be a string (got {other})")),
+    };
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        Ok(id)
+    } else {
+        Err(format!("{name} must be 1–64 letters, digits, '-' or '_' (got {id:?})"))
+    }
+}
+
+/// The parsing task a task's settings name as its audience, if any.
+pub fn task_source(settings: &Map<String, Value>) -> Option<String> {
+    settings
+        .get(TASK_SETTING)
+        .filter(|v| !v.is_null())
+        .and_then(|v| parse_task_id(v, TASK_SETTING).ok())
+}
+
+/// The file name an import of the parsing task is recorded under: how a task remembers that its
+/// audience was imported.
+pub fn import_name(parsing_task_id: &str) -> String {
+    format!("parsing task {parsing_task_id}")
+}
+
 /// Filters a person may ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct ParsingFilters {

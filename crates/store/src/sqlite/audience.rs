@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::{ImportReport, Target, TargetDraft},
+    audience::{ImportReport, Target, TargetDraft, TargetSource},
     task::{TaskStatus, UserId},
 };
 use serde_json::{json, Value};
@@ -157,6 +157,25 @@ impl SqliteStore {
             })
         })
         .transpose()
+    }
+
+    pub(super) async fn has_import_impl(
+        &self,
+        user: UserId,
+        task_id: i64,
+        source: TargetSource,
+        file_name: &str,
+    ) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM invite_imports WHERE task_id = ? AND user_id = ? AND source = ? \
+             AND file_name = ? AND NOT dry_run)",
+        )
+        .bind(task_id)
+        .bind(user.get())
+        .bind(source.as_str())
+        .bind(file_name)
+        .fetch_one(&self.reader)
+        .await?)
     }
 
     pub(super) async fn list_targets_impl(

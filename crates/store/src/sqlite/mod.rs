@@ -7,7 +7,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    audience::{Target, TargetStatus},
+    audience::{Target, TargetSource, TargetStatus},
     task::{Task, TaskCounters, TaskSpec, TaskStatus, UserId},
 };
 use serde_json::Value;
@@ -547,6 +547,10 @@ impl Store for SqliteStore {
 
     async fn get_import(&self, user: UserId, task_id: i64, import_id: Option<i64>) -> Result<Option<ImportRecord>> {
         self.get_import_impl(user, task_id, import_id).await
+    }
+
+    async fn has_import(&self, user: UserId, task_id: i64, source: TargetSource, file_name: &str) -> Result<bool> {
+        self.has_import_impl(user, task_id, source, file_name).await
     }
 
     async fn list_targets(&self, user: UserId, task_id: i64, query: &TargetQuery) -> Result<Option<Page<Target>>> {
