@@ -15,8 +15,9 @@ use platforms::{sandbox::SandboxWorld, telegram::TelegramConfig};
 
 use crate::{
     api::{self, auth::Authenticator, AppState},
-    config::{redact_url, Config},
+    config::{url_without_credentials, Config},
     engine::{
+        audience::ParsingImports,
         events::{redis::RedisEvents, Events, Local},
         queue::{memory::MemoryQueue, rabbitmq::RabbitQueue, JobQueue},
         scheduler::Scheduler,
@@ -138,7 +139,6 @@ async fn queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
             let q = RabbitQueue::connect_with_prefix(url.as_str(), &config.queue_prefix)
                 .await
                 .context("cannot reach CELERY_BROKER_URL")?;
-            tracing::info!("work queues: RabbitMQ");
             Arc::new(q)
         }
         None => Arc::new(MemoryQueue::default()),
@@ -148,15 +148,68 @@ async fn queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
 /// Live events: Redis pub/sub when `REDIS_URL` is set (several processes), else in-process.
 async fn events(config: &Config) -> anyhow::Result<Arc<dyn Events>> {
     Ok(match &config.redis_url {
-        Some(url) => {
-            let e = RedisEvents::connect_with_prefix(url.as_str(), &config.queue_prefix)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot reach REDIS_URL: {e}"))?;
-            tracing::info!("live events: Redis");
-            e
-        }
+        Some(url) => RedisEvents::connect_with_prefix(url.as_str(), &config.queue_prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach REDIS_URL: {e}"))?,
         None => Arc::new(Local::default()),
     })
+}
+
+/// Logs, once at start, the profile and what each part runs on, in one line. No credential: URLs lose
+/// their user, password and query; secrets are named by where they come from.
+fn log_profile(config: &Config, roles: Roles) {
+    let shown = |url: &url::Url| url_without_credentials(url.as_str());
+    let store = match config.database_url.strip_prefix("sqlite:") {
+        Some(path) => format!("SQLite {}", path.split('?').next().unwrap_or_default()),
+        None => format!("PostgreSQL {}", url_without_credentials(&config.database_url)),
+    };
+    let queue = match &config.broker_url {
+        Some(url) => format!("RabbitMQ {}", shown(url)),
+        None => "in-process".to_owned(),
+    };
+    let cache_and_events = match &config.redis_url {
+        Some(url) => format!("Redis {}", shown(url)),
+        None => "in-process".to_owned(),
+    };
+    let file = |path: std::path::PathBuf| format!("file {}", path.display());
+    let jwt_secret = match (&config.vault, &config.jwt_secret) {
+        (Some(vault), _) => format!("Vault {}", shown(&vault.addr)),
+        (None, Some(_)) => "environment".to_owned(),
+        (None, None) => file(secrets::jwt_secret_path(&config.data_dir)),
+    };
+    let data_key = match &config.data_key {
+        Some(_) => "environment".to_owned(),
+        None => file(config.data_dir.join("data-key")),
+    };
+    let telegram_api = match (&config.telegram_api, &config.vault) {
+        (Some(_), _) => "environment",
+        (None, Some(_)) => "Vault",
+        (None, None) => "none (each account brings its own)",
+    };
+    let accounts = match &config.integration_service {
+        Some(c) => format!(
+            "Integration Service {} (mirrored), own registry, sandbox",
+            shown(&c.base_url)
+        ),
+        None => "own registry, sandbox".to_owned(),
+    };
+    let optional = |url: Option<&url::Url>| url.map_or_else(|| "not configured".to_owned(), shown);
+    tracing::info!(
+        profile = config.profile().as_str(),
+        roles = match roles {
+            Roles::ApiOnly => "api",
+            Roles::ApiAndEngine => "api and engine",
+            Roles::EngineOnly => "engine",
+        },
+        store,
+        queue,
+        cache_and_events,
+        secrets = format!("JWT secret: {jwt_secret}; data key: {data_key}; Telegram API credentials: {telegram_api}"),
+        accounts,
+        parsing_service = optional(config.parsing_service.as_ref().map(|c| &c.base_url)),
+        api_gateway = optional(config.api_gateway.as_ref().map(|c| &c.base_url)),
+        "startup profile"
+    );
 }
 
 /// What a process runs besides the API: the scheduler and workers (standalone `serve`), or nothing
@@ -171,6 +224,7 @@ pub enum Roles {
 
 /// Starts the HTTP API (and `/metrics`) over an opened store, and the engine when asked.
 pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, roles: Roles) -> anyhow::Result<Running> {
+    log_profile(config, roles);
     let vault = match &config.vault {
         Some(c) => Some(Arc::new(Vault::connect(c.clone()).await?)),
         None => None,
@@ -184,7 +238,6 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
                 .jwt_secret()
                 .await
                 .context("cannot read the JWT secret (VAULT_KV_MOUNT, VAULT_JWT_SECRET_PATH, VAULT_JWT_SECRET_KEY)")?;
-            tracing::info!(addr = vault.address(), "using the JWT secret kept in Vault");
             secret
         }
         None => jwt_secret(config, |path, generated| {
@@ -217,24 +270,44 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
     let am = AccountManager::new(store.clone(), clock.clone(), config.policy.clone(), None);
     let sealer = Arc::new(Sealer::new(&key));
     let world = SandboxWorld::new(store.clone(), clock.clone(), config.sandbox_world.clone());
+    let service_token = Arc::new(ServiceToken::new(
+        &secret,
+        config.service_token_subject.clone(),
+        clock.clone(),
+    ));
+    let parsing = config
+        .parsing_service
+        .clone()
+        .map(|c| Arc::new(ParsingServiceClient::new(c)));
     let engine = Arc::new(Engine {
         store: store.clone(),
         clock: clock.clone(),
         am: am.clone(),
-        platforms: Platforms::new(
-            TelegramConfig {
-                api_id: telegram_api.as_ref().map(|(id, _)| *id),
-                ..TelegramConfig::default()
-            },
-            world,
-        ),
+        platforms: {
+            let platforms = Platforms::new(
+                TelegramConfig {
+                    api_id: telegram_api.as_ref().map(|(id, _)| *id),
+                    ..TelegramConfig::default()
+                },
+                world,
+            );
+            if config.integration_accounts_sandbox {
+                platforms.integration_accounts_on_sandbox()
+            } else {
+                platforms
+            }
+        },
         sealer: sealer.clone(),
         queue: queue(config).await?,
         events: events(config).await?,
         config: config.engine.clone(),
         metrics: metrics.clone(),
+        leading: Default::default(),
+        parsing: parsing
+            .clone()
+            .map(|client| Arc::new(ParsingImports::new(client, service_token.clone(), &config.import))),
     });
-    let (integration, gateway) = platform_services(config, &secret, &store, &sealer, &clock)?;
+    let (integration, gateway) = platform_services(config, &service_token, vault.as_ref(), &store, &sealer, &clock)?;
     let mut auth = Authenticator::new(&secret, config.jwt_user_claim.clone(), clock.clone());
     if let Some(gateway) = gateway {
         auth = auth.with_gateway(gateway);
@@ -247,10 +320,7 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         import: config.import.clone(),
-        parsing: config
-            .parsing_service
-            .clone()
-            .map(|c| Arc::new(ParsingServiceClient::new(c))),
+        parsing,
         am,
         sealer,
         telegram_api,
@@ -275,9 +345,10 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
             }));
         }
         if let Some(integration) = integration {
-            let stop = signal.clone();
+            // Mirrors while this process's scheduler leads (it publishes that on the engine).
+            let (leading, stop) = (engine.leading.watch(), signal.clone());
             servers.push(tokio::spawn(async move {
-                integration.keep_in_sync(stop).await;
+                integration.keep_in_sync(leading, stop).await;
                 Ok(())
             }));
         }
@@ -328,20 +399,17 @@ pub async fn start(config: &Config, store: SharedStore, clock: SharedClock, role
 /// The platform services this process talks to, each when configured.
 type PlatformServices = (Option<Arc<IntegrationAccounts>>, Option<Arc<GatewayUsers>>);
 
-/// The platform's Integration Service (its accounts mirrored into the store) and API Gateway (e-mail
-/// subs resolved to user ids), each when configured; both are called with the service's own JWT.
+/// The platform's Integration Service (its accounts mirrored into the store, sessions its records lack
+/// read from Vault) and API Gateway (e-mail subs resolved to user ids), each when configured; both are
+/// called with the service's own JWT.
 fn platform_services(
     config: &Config,
-    secret: &Secret,
+    token: &Arc<ServiceToken>,
+    vault: Option<&Arc<Vault>>,
     store: &SharedStore,
     sealer: &Arc<Sealer>,
     clock: &SharedClock,
 ) -> anyhow::Result<PlatformServices> {
-    let token = Arc::new(ServiceToken::new(
-        secret,
-        config.service_token_subject.clone(),
-        clock.clone(),
-    ));
     let integration = match &config.integration_service {
         None => None,
         Some(c) => {
@@ -351,30 +419,17 @@ fn platform_services(
                     .with_redis(url, &config.queue_prefix)
                     .map_err(anyhow::Error::msg)?;
             }
-            tracing::info!(
-                url = redact_url(c.base_url.as_str()),
-                cache = if config.redis_url.is_some() {
-                    "redis"
-                } else {
-                    "in-process"
-                },
-                "accounts: mirrored from the Integration Service"
-            );
-            Some(Arc::new(IntegrationAccounts::new(
-                client,
-                store.clone(),
-                sealer.clone(),
-                clock.clone(),
-            )))
+            let mut accounts = IntegrationAccounts::new(client, store.clone(), sealer.clone(), clock.clone());
+            if let Some(vault) = vault {
+                accounts = accounts.with_vault(vault.clone());
+            }
+            Some(Arc::new(accounts))
         }
     };
-    let gateway = config.api_gateway.clone().map(|c| {
-        tracing::info!(
-            url = redact_url(c.base_url.as_str()),
-            "tokens naming an e-mail are resolved through the API Gateway"
-        );
-        Arc::new(GatewayUsers::new(c, token, clock.clone()))
-    });
+    let gateway = config
+        .api_gateway
+        .clone()
+        .map(|c| Arc::new(GatewayUsers::new(c, token.clone(), clock.clone())));
     Ok((integration, gateway))
 }
 

@@ -211,6 +211,11 @@ pub const VARIABLES: &[Variable] = &[
         about: "how long the open breaker fails calls at once before one trial call",
     },
     Variable {
+        name: "INTEGRATION_ACCOUNTS_SANDBOX",
+        default: "false",
+        about: "TESTS AND DEMOS ONLY: the Integration Service's accounts act on the sandbox world instead of Telegram (needs INTEGRATION_SERVICE_URL; warned about at start)",
+    },
+    Variable {
         name: "INVITE_SERVICE_TOKEN_SUBJECT",
         default: "invite-service",
         about: "sub of the service's own JWT (HS256, the JWT secret, 1 h) sent to the platform's other services",
@@ -334,6 +339,8 @@ pub struct Config {
     pub parsing_service: Option<ParsingServiceConfig>,
     /// None when INTEGRATION_SERVICE_URL is unset.
     pub integration_service: Option<IntegrationServiceConfig>,
+    /// INTEGRATION_ACCOUNTS_SANDBOX: the Integration Service's accounts act on the sandbox world.
+    pub integration_accounts_sandbox: bool,
     /// None when API_GATEWAY_URL is unset.
     pub api_gateway: Option<GatewayConfig>,
     pub service_token_subject: String,
@@ -598,6 +605,14 @@ impl Config {
             }
         };
         let (integration_service, api_gateway) = parse_platform_services(get)?;
+        let integration_accounts_sandbox =
+            parse_bool("INTEGRATION_ACCOUNTS_SANDBOX", get("INTEGRATION_ACCOUNTS_SANDBOX"))?;
+        if integration_accounts_sandbox && integration_service.is_none() {
+            return Err(bad(
+                "INTEGRATION_ACCOUNTS_SANDBOX",
+                "is true but INTEGRATION_SERVICE_URL is not set: it only sends the Integration Service's accounts to the sandbox world",
+            ));
+        }
         let service_token_subject = get("INVITE_SERVICE_TOKEN_SUBJECT")
             .unwrap_or(crate::integrations::service_token::SERVICE_NAME)
             .to_owned();
@@ -605,6 +620,7 @@ impl Config {
             import,
             parsing_service,
             integration_service,
+            integration_accounts_sandbox,
             api_gateway,
             service_token_subject,
             bind,
@@ -633,6 +649,34 @@ impl Config {
     /// The database URL without its password, for logs.
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
+    }
+
+    /// The profile of DESIGN §2 this configuration amounts to: the platform's as soon as the store is
+    /// PostgreSQL or a platform service holds the secrets or the accounts, standalone otherwise.
+    pub fn profile(&self) -> Profile {
+        if !self.database_url.starts_with("sqlite:") || self.vault.is_some() || self.integration_service.is_some() {
+            Profile::Platform
+        } else {
+            Profile::Standalone
+        }
+    }
+}
+
+/// How the service is deployed (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// One process on SQLite, secrets from the environment or the data folder.
+    Standalone,
+    /// PostgreSQL, RabbitMQ, Redis, Vault and the platform's services.
+    Platform,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Standalone => "standalone",
+            Profile::Platform => "platform",
+        }
     }
 }
 
@@ -801,6 +845,21 @@ pub fn redact_url(v: &str) -> String {
     }
 }
 
+/// A URL as a log may show it: no user, password, query or fragment (a PostgreSQL URL may carry
+/// `?password=`), only where it leads. Text that is not a URL with a host is not shown at all.
+pub fn url_without_credentials(v: &str) -> String {
+    match Url::parse(v) {
+        Ok(mut url) if !url.cannot_be_a_base() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        _ => "(not shown: not a URL with a host)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,6 +879,36 @@ mod tests {
         assert_eq!(c.database_url, "sqlite:./data/invite-service.db");
         assert!(c.jwt_secret.is_none());
         assert_eq!(c.jwt_user_claim, "user_id");
+    }
+
+    #[test]
+    fn postgres_vault_or_the_integration_service_make_the_platform_profile() {
+        let profile = |pairs: &[(&str, &str)]| Config::from_vars(&vars(pairs)).unwrap().profile();
+        let key = "ab".repeat(32);
+        let vault = [
+            ("VAULT_ADDR", "http://vault:8200"),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "secret"),
+        ];
+        assert_eq!(profile(&[]), Profile::Standalone);
+        assert_eq!(profile(&[("REDIS_URL", "redis://r:6379")]), Profile::Standalone);
+        assert_eq!(
+            profile(&[
+                ("DATABASE_URL", "postgres://u@h/db"),
+                ("INVITE_JWT_SECRET", "0123456789abcdef-secret"),
+                ("INVITE_DATA_KEY", &key)
+            ]),
+            Profile::Platform
+        );
+        assert_eq!(profile(&vault), Profile::Platform);
+        assert_eq!(
+            profile(&[("INTEGRATION_SERVICE_URL", "http://i:8002")]),
+            Profile::Platform
+        );
+        assert_eq!(
+            (Profile::Standalone.as_str(), Profile::Platform.as_str()),
+            ("standalone", "platform")
+        );
     }
 
     #[test]
@@ -897,6 +986,25 @@ mod tests {
     }
 
     #[test]
+    fn integration_accounts_go_to_the_sandbox_only_when_asked_and_with_the_integration_service() {
+        let c = Config::from_vars(&vars(&[("INTEGRATION_SERVICE_URL", "http://i:8002")])).unwrap();
+        assert!(!c.integration_accounts_sandbox, "off by default");
+        let c = Config::from_vars(&vars(&[
+            ("INTEGRATION_SERVICE_URL", "http://i:8002"),
+            ("INTEGRATION_ACCOUNTS_SANDBOX", "true"),
+        ]))
+        .unwrap();
+        assert!(c.integration_accounts_sandbox);
+        assert!(error_of(&[("INTEGRATION_ACCOUNTS_SANDBOX", "true")])
+            .starts_with("INTEGRATION_ACCOUNTS_SANDBOX: is true but INTEGRATION_SERVICE_URL is not set"));
+        assert!(error_of(&[
+            ("INTEGRATION_SERVICE_URL", "http://i:8002"),
+            ("INTEGRATION_ACCOUNTS_SANDBOX", "maybe")
+        ])
+        .starts_with("INTEGRATION_ACCOUNTS_SANDBOX: must be true or false"));
+    }
+
+    #[test]
     fn a_sandbox_world_that_cannot_be_is_refused_by_name() {
         assert!(error_of(&[("INVITE_SANDBOX_WORLD", r#"{"people": {"bot": 2}}"#)])
             .starts_with("INVITE_SANDBOX_WORLD: people.bot must be between 0 and 1"));
@@ -912,6 +1020,20 @@ mod tests {
         assert_eq!(
             redact_url("postgres://u:hunter2@h:5432/db"),
             "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            url_without_credentials("postgres://u:hunter2@h:5432/db?sslmode=require&password=hunter2"),
+            "postgres://h:5432/db"
+        );
+        assert_eq!(url_without_credentials("redis://:hunter2@h:6379/0"), "redis://h:6379/0");
+        assert_eq!(
+            url_without_credentials("amqp://u:hunter2@h:5672/%2f"),
+            "amqp://h:5672/%2f"
+        );
+        assert_eq!(url_without_credentials("http://h:8200/base/"), "http://h:8200/base/");
+        assert_eq!(
+            url_without_credentials("u:hunter2@h"),
+            "(not shown: not a URL with a host)"
         );
         let c = Config::from_vars(&vars(&[("INVITE_JWT_SECRET", "0123456789abcdef-secret")])).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));

@@ -2,7 +2,7 @@
 //! configuration errors, and the platform's `migrate` then `api` on PostgreSQL.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -10,6 +10,12 @@ use std::{
 
 use invite_service::config::VARIABLES;
 use serde_json::{json, Value};
+
+#[path = "common/fake_vault.rs"]
+#[allow(dead_code)]
+mod fake_vault;
+#[path = "common/log_scan.rs"]
+mod log_scan;
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 
@@ -29,17 +35,20 @@ fn command(cwd: &Path) -> Command {
     cmd
 }
 
+/// A server process; what it printed is scanned for secrets when it stops.
 struct Server {
     child: Child,
     addr: String,
     metrics_addr: String,
     log: Vec<String>,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    _logs: log_scan::Check,
 }
 
 impl Server {
     /// Starts the binary and reads its JSON log until it says where it listens.
     fn start(mut cmd: Command) -> Server {
+        let logs = log_scan::capture();
         let mut child = cmd
             .env("INVITE_BIND", "127.0.0.1:0")
             .stdout(Stdio::piped())
@@ -63,6 +72,7 @@ impl Server {
             metrics_addr,
             log,
             lines,
+            _logs: logs,
         }
     }
 
@@ -72,9 +82,15 @@ impl Server {
             .arg(self.child.id().to_string())
             .status();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "graceful shutdown exits 0, got {status}");
-        self.log.extend(self.lines.map_while(Result::ok));
-        self.log
+        self.log.extend(self.lines.by_ref().map_while(Result::ok));
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        log_scan::feed("the server's stdout", &self.log.join("\n"));
+        log_scan::feed("the server's stderr", &stderr);
+        assert!(status.success(), "graceful shutdown exits 0, got {status}: {stderr}");
+        std::mem::take(&mut self.log)
     }
 }
 
@@ -178,6 +194,10 @@ fn a_fresh_folder_runs_standalone_with_no_configuration() {
         "{all}"
     );
     assert!(all.contains("data/jwt-secret"), "the secret's path is logged");
+    assert_eq!(
+        profile_line(&log)["secrets"],
+        "JWT secret: file ./data/jwt-secret; data key: file ./data/data-key; Telegram API credentials: none (each account brings its own)"
+    );
     assert!(!all.contains(secret.trim()), "the secret never appears in the log");
     let data_key = std::fs::read_to_string(dir.join("data/data-key")).unwrap();
     assert!(all.contains("data/data-key"), "the data key's path is logged");
@@ -292,6 +312,192 @@ fn platform_profile_migrates_then_serves_the_api_on_postgres() {
     );
 
     rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        c.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The one line that says which profile and backends the service runs on.
+fn profile_line(log: &[String]) -> Value {
+    let lines: Vec<Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "startup profile")
+        .collect();
+    assert_eq!(lines.len(), 1, "one profile line: {log:#?}");
+    lines[0].clone()
+}
+
+/// Fails when the profile line shows a secret; the whole log is scanned when the server stops.
+fn assert_no_secret(line: &Value, secrets: &[&str]) {
+    let text = line.to_string();
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret in the profile line: {text}");
+    }
+    assert!(!text.contains('@'), "credentials in a URL of the profile line: {text}");
+}
+
+/// The log of a server that started, answered, then stopped.
+fn started_and_stopped(cmd: Command) -> Vec<String> {
+    let server = Server::start(cmd);
+    // Once it answers it also handles SIGTERM, installed just after it logs where it listens.
+    let (status, _) = http(
+        "GET",
+        &format!("http://{}/api/v1/invite/health", server.addr),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    server.stop()
+}
+
+#[test]
+fn the_start_up_line_names_the_profile_and_every_backend_without_a_secret() {
+    const JWT_SECRET: &str = "platform-secret-0123456789";
+    const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const VAULT_JWT_SECRET: &str = "jwt-secret-kept-in-vault-9c1e4f";
+    let password = log_scan::URL_PASSWORD;
+    let secrets = [
+        JWT_SECRET,
+        DATA_KEY,
+        VAULT_JWT_SECRET,
+        password,
+        fake_vault::SECRET_ID,
+        "guest:guest",
+    ];
+    let parsing = format!("http://svc:{password}@127.0.0.1:9/parsing?token={password}");
+
+    // Standalone: SQLite, everything in process, secrets from the environment.
+    let dir = temp_dir("profile-standalone");
+    let mut cmd = command(&dir);
+    cmd.env("INVITE_JWT_SECRET", JWT_SECRET)
+        .env("INVITE_DATA_KEY", DATA_KEY)
+        .env("PARSING_SERVICE_URL", &parsing);
+    let log = started_and_stopped(cmd);
+    let line = profile_line(&log);
+    let field = |line: &Value, k: &str| line[k].as_str().unwrap_or_else(|| panic!("no {k}: {line}")).to_owned();
+    assert_eq!(
+        [
+            "profile",
+            "roles",
+            "store",
+            "queue",
+            "cache_and_events",
+            "secrets",
+            "accounts",
+            "parsing_service",
+            "api_gateway"
+        ]
+        .map(|k| field(&line, k)),
+        [
+            "standalone",
+            "api and engine",
+            "SQLite ./data/invite-service.db",
+            "in-process",
+            "in-process",
+            "JWT secret: environment; data key: environment; Telegram API credentials: none (each account brings its own)",
+            "own registry, sandbox",
+            "http://127.0.0.1:9/parsing/",
+            "not configured",
+        ],
+        "{line}"
+    );
+    assert_eq!(line["level"], "INFO");
+    assert_no_secret(&line, &secrets);
+    std::fs::remove_dir_all(dir).unwrap();
+
+    // Platform: PostgreSQL, RabbitMQ and Redis, Vault, the Integration Service and the API Gateway.
+    use sqlx::{Connection, Executor};
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("invite_cli_{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
+    // The fake Vault is served by this runtime's workers while the test waits on the process.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let vault = rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is required for this test");
+        c.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.unwrap();
+        let vault = fake_vault::FakeVault::start(0).await;
+        vault.put(
+            "secret",
+            "invite-service/jwt_secret",
+            json!({"secret_key": VAULT_JWT_SECRET}),
+        );
+        vault
+    });
+    let mut db_url = url::Url::parse(&admin).unwrap();
+    db_url.set_path(&name);
+    if db_url.password().is_none() {
+        // Trust authentication never asks for it: it is there to be left out of the log.
+        db_url.set_password(Some(password)).unwrap();
+    }
+    let db_password = db_url.password().unwrap().to_owned();
+    let dir = temp_dir("profile-platform");
+    let mut cmd = command(&dir);
+    cmd.env("DATABASE_URL", db_url.as_str())
+        .env("INVITE_DATA_KEY", DATA_KEY)
+        .env("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env("INVITE_QUEUE_PREFIX", &prefix)
+        .env("VAULT_ADDR", vault.url())
+        .env("VAULT_ROLE_ID", fake_vault::ROLE_ID)
+        .env("VAULT_SECRET_ID", fake_vault::SECRET_ID)
+        .env(
+            "INTEGRATION_SERVICE_URL",
+            format!("http://svc:{password}@127.0.0.1:9/integration"),
+        )
+        .env("API_GATEWAY_URL", "http://127.0.0.1:9/gateway")
+        .env("PARSING_SERVICE_URL", &parsing);
+    let log = started_and_stopped(cmd);
+    let line = profile_line(&log);
+    let expected = [
+        ("profile", "platform".to_owned()),
+        (
+            "store",
+            format!(
+                "PostgreSQL postgres://{}/{name}",
+                db_url.authority().rsplit('@').next().unwrap()
+            ),
+        ),
+        ("queue", "RabbitMQ amqp://127.0.0.1:5672/%2f".to_owned()),
+        ("cache_and_events", "Redis redis://127.0.0.1:6379".to_owned()),
+        (
+            "secrets",
+            format!(
+                "JWT secret: Vault {}/; data key: environment; Telegram API credentials: Vault",
+                vault.url()
+            ),
+        ),
+        (
+            "accounts",
+            "Integration Service http://127.0.0.1:9/integration/ (mirrored), own registry, sandbox".to_owned(),
+        ),
+        ("parsing_service", "http://127.0.0.1:9/parsing/".to_owned()),
+        ("api_gateway", "http://127.0.0.1:9/gateway/".to_owned()),
+    ];
+    for (k, v) in expected {
+        assert_eq!(field(&line, k), v, "{k} in {line}");
+    }
+    assert_no_secret(&line, &[&secrets[..], &[db_password.as_str()]].concat());
+
+    rt.block_on(async {
+        let queue = invite_service::engine::queue::rabbitmq::RabbitQueue::connect_with_prefix(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            &prefix,
+        )
+        .await
+        .unwrap();
+        queue.delete_queues().await.unwrap();
+        queue.close().await;
         let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
         c.execute(format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str())
             .await

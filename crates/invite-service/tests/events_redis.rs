@@ -1,6 +1,9 @@
 //! `RedisEvents` against the Redis on 127.0.0.1:6379. These tests fail, never skip, when Redis is down.
 //! Each test uses a channel of its own (a random prefix), so tests running at once do not hear each other.
 
+#[path = "common/log_scan.rs"]
+mod log_scan;
+
 use std::{sync::Arc, time::Duration};
 
 use invite_service::engine::events::{redis::RedisEvents, Event, Events};
@@ -94,6 +97,7 @@ async fn kill_client(name: &str) {
 
 #[tokio::test]
 async fn redis_an_event_reaches_other_processes_and_its_own_once() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let a = connect(&prefix).await;
     let b = connect(&prefix).await;
@@ -120,6 +124,7 @@ async fn redis_an_event_reaches_other_processes_and_its_own_once() {
 
 #[tokio::test]
 async fn redis_events_keep_their_order_from_one_publisher() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let a = connect(&prefix).await;
     let b = connect(&prefix).await;
@@ -135,6 +140,7 @@ async fn redis_events_keep_their_order_from_one_publisher() {
 
 #[tokio::test]
 async fn redis_channels_with_other_prefixes_are_not_heard() {
+    let _logs = log_scan::capture();
     let (mine, theirs) = (prefix(), prefix());
     let a = connect(&mine).await;
     let other = connect(&theirs).await;
@@ -147,6 +153,7 @@ async fn redis_channels_with_other_prefixes_are_not_heard() {
 
 #[tokio::test]
 async fn redis_the_subscription_comes_back_after_its_connection_drops() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let a = connect(&prefix).await;
     let b = connect(&prefix).await;
@@ -164,6 +171,7 @@ async fn redis_the_subscription_comes_back_after_its_connection_drops() {
 
 #[tokio::test]
 async fn redis_publishing_comes_back_after_its_connection_drops() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let a = connect(&prefix).await;
     let b = connect(&prefix).await;
@@ -188,6 +196,7 @@ async fn redis_publishing_comes_back_after_its_connection_drops() {
 
 #[tokio::test]
 async fn redis_connecting_fails_when_redis_cannot_be_reached() {
+    let _logs = log_scan::capture();
     // Nothing listens on port 1 of the loopback.
     let error = timeout(SOON, RedisEvents::connect("redis://:hunter2-secret@127.0.0.1:1/"))
         .await

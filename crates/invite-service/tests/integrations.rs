@@ -7,9 +7,19 @@
 //!   after a successful trial; the accounts mirrored into the store with sealed sessions, and blocked
 //!   there when the service blocks or drops them;
 //! - every call carries the service's JWT, the Parsing Service's engine-side calls included;
-//! - the API Gateway: an e-mail resolved to a user id (cached), an unknown one, a gateway that is down.
+//! - the API Gateway: an e-mail resolved to a user id (cached), an unknown one, a gateway that is down;
+//! - sessions the records lack read from Vault's per-account path (a local Vault): an account with a
+//!   session in neither place is not used, one Vault cannot tell about keeps its stored session;
+//! - the periodic mirroring runs only while this process's scheduler leads.
 //!
 //! Redis is the machine's (127.0.0.1:6379); the test fails, never skips, when it is down.
+
+#[path = "common/fake_vault.rs"]
+#[allow(dead_code)]
+mod fake_vault;
+
+#[path = "common/log_scan.rs"]
+mod log_scan;
 
 use std::{
     collections::HashMap,
@@ -29,7 +39,7 @@ use axum::{
     Json, Router,
 };
 use chrono::{TimeZone, Utc};
-use clock::{ManualClock, SharedClock};
+use clock::{Clock, ManualClock, SharedClock};
 use domain::UserId;
 use invite_service::{
     integrations::{
@@ -44,8 +54,9 @@ use invite_service::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
-use store::{AccountKind, Standing, INTEGRATION_REASON_PREFIX};
+use store::{AccountKind, RequestMeta, Standing, INTEGRATION_REASON_PREFIX};
 use test_db::{Backend, TestDb};
+use tokio::sync::watch;
 
 const JWT_SECRET: &str = "integrations-test-secret-0123456789";
 const API_HASH: &str = "0123456789abcdef0123456789abcdef";
@@ -238,13 +249,15 @@ impl Write for LogBuffer {
 
 impl LogBuffer {
     fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        use tracing_subscriber::layer::SubscriberExt;
         let writer = self.clone();
         tracing::subscriber::set_default(
             tracing_subscriber::fmt()
                 .json()
                 .with_max_level(tracing::Level::TRACE)
                 .with_writer(move || writer.clone())
-                .finish(),
+                .finish()
+                .with(log_scan::layer()),
         )
     }
 
@@ -262,6 +275,7 @@ fn assert_no_secret(what: &str, text: &str) {
 
 #[tokio::test]
 async fn the_answer_is_filtered_by_user_and_status_and_its_secrets_never_show() {
+    let _logs = log_scan::capture();
     let logs = LogBuffer::default();
     let _capture = logs.capture();
     let (base, platform) = start_platform().await;
@@ -320,6 +334,7 @@ async fn the_answer_is_filtered_by_user_and_status_and_its_secrets_never_show() 
 
 #[tokio::test]
 async fn one_upstream_call_per_cache_period() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let client = client(&base, &clock);
@@ -339,6 +354,7 @@ async fn one_upstream_call_per_cache_period() {
 
 #[tokio::test]
 async fn failures_open_the_breaker_which_fails_fast_then_closes_after_recovery() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let client = client(&base, &clock);
@@ -393,6 +409,7 @@ async fn failures_open_the_breaker_which_fails_fast_then_closes_after_recovery()
 
 #[tokio::test]
 async fn timeouts_and_refused_connections_count_as_failures() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let mut slow = config(&base);
@@ -425,6 +442,7 @@ async fn timeouts_and_refused_connections_count_as_failures() {
 
 #[tokio::test]
 async fn redis_shares_the_list_between_processes_without_its_secrets() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
@@ -463,6 +481,7 @@ async fn redis_shares_the_list_between_processes_without_its_secrets() {
 
 #[tokio::test]
 async fn accounts_are_mirrored_into_the_store_and_blocked_when_they_go() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let db = TestDb::new(Backend::Sqlite).await;
@@ -546,6 +565,7 @@ async fn accounts_are_mirrored_into_the_store_and_blocked_when_they_go() {
 
 #[tokio::test]
 async fn the_engines_parsing_service_calls_carry_the_service_token() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let client = ParsingServiceClient::new(ParsingServiceConfig {
@@ -583,6 +603,7 @@ fn gateway(base: &str, clock: &ManualClock) -> GatewayUsers {
 
 #[tokio::test]
 async fn the_gateway_resolves_an_email_to_a_user_id() {
+    let _logs = log_scan::capture();
     let (base, platform) = start_platform().await;
     let clock = clock();
     let users = gateway(&base, &clock);
@@ -614,4 +635,248 @@ async fn the_gateway_resolves_an_email_to_a_user_id() {
         gone.user_id("alice@example.com").await,
         Err(GatewayError::Unavailable(_))
     ));
+}
+
+/// A session no fixture holds: a fresh random auth key.
+fn fresh_session() -> String {
+    use account_manager::session::{AuthKey, TelegramSession};
+    let mut key = [0u8; 256];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    TelegramSession {
+        dc_id: 2,
+        server_address: "149.154.167.51".parse().unwrap(),
+        port: 443,
+        auth_key: AuthKey::from_bytes(key),
+    }
+    .to_telethon()
+}
+
+async fn vault_client(fake: &fake_vault::FakeVault) -> Arc<invite_service::vault::Vault> {
+    let mut config = invite_service::vault::VaultConfig::new(
+        fake.url().parse().unwrap(),
+        fake_vault::ROLE_ID.into(),
+        Secret::new(fake_vault::SECRET_ID.into()),
+    );
+    config.timeout = Duration::from_millis(500);
+    // Every read asks Vault, so that a change there shows at once.
+    config.refresh_after = Duration::ZERO;
+    Arc::new(invite_service::vault::Vault::connect(config).await.unwrap())
+}
+
+fn opened_session(sealer: &Sealer, secrets: &store::AccountSecrets, id: &str) -> String {
+    let opened = sealer
+        .open(
+            secrets.session_sealed.as_deref().unwrap(),
+            &format!("account:{id}:session"),
+        )
+        .unwrap();
+    String::from_utf8(opened).unwrap()
+}
+
+#[tokio::test]
+async fn sessions_the_records_lack_come_from_vault_and_an_account_with_neither_is_not_used() {
+    let _logs = log_scan::capture();
+    let logs = LogBuffer::default();
+    let _capture = logs.capture();
+    let (base, platform) = start_platform().await;
+    let clock = clock();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let sealer = Arc::new(Sealer::new(&DataKey::generate()));
+    let fake = fake_vault::FakeVault::start(0).await;
+    let (from_vault, later) = (
+        "3b7c2f0e-1d2a-4c55-9f10-2a9e8b7c6d5e",
+        "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+    );
+    let (vault_session, later_session) = (fresh_session(), fresh_session());
+    let vault_path = |id: &str| format!("invite-service/accounts/{id}");
+    fake.put(
+        "secret",
+        &vault_path(from_vault),
+        json!({"session_data": vault_session}),
+    );
+    {
+        let mut answer = platform.accounts.lock().unwrap();
+        let accounts = answer.as_array_mut().unwrap();
+        accounts[0].as_object_mut().unwrap().remove("session_data");
+        let mut another = accounts[0].clone();
+        another["id"] = json!(later);
+        another["phone"] = json!("+79120000002");
+        accounts.push(another);
+    }
+    let mirror = IntegrationAccounts::new(
+        client(&base, &clock),
+        db.store.clone(),
+        sealer.clone(),
+        Arc::new(clock.clone()),
+    )
+    .with_vault(vault_client(&fake).await);
+
+    // The first account's session is Vault's; the second has none anywhere and is left out.
+    let out = mirror.sync(user(55), "telegram").await.unwrap();
+    assert_eq!(out.added, [from_vault]);
+    let secrets = db.store.account_secrets(from_vault).await.unwrap().unwrap();
+    assert_eq!(
+        opened_session(&sealer, &secrets, from_vault),
+        vault_session,
+        "sealed like the record's"
+    );
+    assert!(
+        db.store.account_secrets(later).await.unwrap().is_none(),
+        "never mirrored"
+    );
+
+    // Vault goes down: the session read before is kept, the account it cannot tell about stays out,
+    // and the answer is mirrored again at the next call (the same answer, still cached).
+    fake.put("secret", &vault_path(later), json!({"session_data": later_session}));
+    fake.go_down().await;
+    clock.advance(chrono::Duration::seconds(61));
+    let out = mirror.sync(user(55), "telegram").await.unwrap();
+    assert!(out.added.is_empty() && out.blocked.is_empty(), "{out:?}");
+    assert_eq!(db.store.am_standing(from_vault).await.unwrap(), Some(Standing::Active));
+    let calls = platform.calls();
+    fake.come_back().await;
+    let out = mirror.sync(user(55), "telegram").await.unwrap();
+    assert_eq!(
+        out.added,
+        [later],
+        "Vault answers again: the second account's session arrives"
+    );
+    assert_eq!(platform.calls(), calls, "from the cached answer");
+    let secrets = db.store.account_secrets(later).await.unwrap().unwrap();
+    assert_eq!(opened_session(&sealer, &secrets, later), later_session);
+
+    // Vault's secret loses its session: the account is blocked, and says why.
+    fake.put("secret", &vault_path(from_vault), json!({"note": "moved"}));
+    clock.advance(chrono::Duration::seconds(61));
+    let out = mirror.sync(user(55), "telegram").await.unwrap();
+    assert_eq!(out.blocked, [from_vault]);
+    let Some(Standing::Blocked { reason }) = db.store.am_standing(from_vault).await.unwrap() else {
+        panic!("blocked")
+    };
+    assert_eq!(
+        reason,
+        format!(
+            "{INTEGRATION_REASON_PREFIX}no session data: the Vault secret at secret/{} has no key \"session_data\"",
+            vault_path(from_vault)
+        )
+    );
+
+    // The record carries a session again: it is used (before Vault's), and the account comes back.
+    platform.accounts.lock().unwrap()[0]["session_data"] = json!(sessions()[0]);
+    clock.advance(chrono::Duration::seconds(61));
+    let out = mirror.sync(user(55), "telegram").await.unwrap();
+    assert_eq!(out.reactivated, [from_vault]);
+    let secrets = db.store.account_secrets(from_vault).await.unwrap().unwrap();
+    assert_eq!(opened_session(&sealer, &secrets, from_vault), sessions()[0]);
+
+    drop(_capture);
+    let logged = logs.text();
+    assert!(
+        logged.contains("Integration Service accounts without a session are not used")
+            && logged.contains("no session data: neither its record nor Vault"),
+        "{logged}"
+    );
+    assert_no_secret("the log", &logged);
+    for secret in [&vault_session, &later_session] {
+        assert!(!logged.contains(secret.as_str()), "the log holds a Vault session");
+    }
+}
+
+#[tokio::test]
+async fn without_vault_an_account_whose_record_has_no_session_is_not_used() {
+    let _logs = log_scan::capture();
+    let (base, platform) = start_platform().await;
+    let clock = clock();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let sealer = Arc::new(Sealer::new(&DataKey::generate()));
+    let active = "3b7c2f0e-1d2a-4c55-9f10-2a9e8b7c6d5e";
+    let mirror = IntegrationAccounts::new(
+        client(&base, &clock),
+        db.store.clone(),
+        sealer.clone(),
+        Arc::new(clock.clone()),
+    );
+    assert_eq!(mirror.sync(user(55), "telegram").await.unwrap().added, [active]);
+
+    // The record loses its session: the mirrored account is blocked, with the reason.
+    platform.accounts.lock().unwrap()[0]
+        .as_object_mut()
+        .unwrap()
+        .remove("session_data");
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(mirror.sync(user(55), "telegram").await.unwrap().blocked, [active]);
+    assert_eq!(
+        db.store.am_standing(active).await.unwrap(),
+        Some(Standing::Blocked {
+            reason: format!(
+                "{INTEGRATION_REASON_PREFIX}no session data: its record has none, and Vault is not configured (VAULT_ADDR)"
+            )
+        })
+    );
+}
+
+#[tokio::test]
+async fn the_periodic_mirroring_runs_only_while_this_process_leads() {
+    let _logs = log_scan::capture();
+    let (base, platform) = start_platform().await;
+    let clock = clock();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut fast = config(&base);
+    fast.cache_ttl = Duration::from_millis(50);
+    let mirror = Arc::new(IntegrationAccounts::new(
+        IntegrationServiceClient::new(fast, service_token(&clock), Arc::new(clock.clone())),
+        db.store.clone(),
+        Arc::new(Sealer::new(&DataKey::generate())),
+        Arc::new(clock.clone()),
+    ));
+    // A task the engine looks after (it starts by itself later): its owner's accounts are mirrored.
+    let spec = domain::task::TaskSpec {
+        name: "scheduled".into(),
+        description: None,
+        platform: domain::task::Platform::Telegram,
+        action_type: domain::task::ActionType::InviteToGroup,
+        target_channel: Some(domain::channel::ChannelRef::parse("@a_group").unwrap()),
+        message_template: None,
+        priority: domain::task::Priority::Normal,
+        scheduled_start: Some(clock.now() + chrono::Duration::hours(1)),
+        settings: Map::new(),
+    };
+    let meta = RequestMeta {
+        request_id: "test".into(),
+        client_addr: None,
+    };
+    db.store.create_task(user(55), &spec, clock.now(), &meta).await.unwrap();
+
+    let (lead, leading) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn({
+        let mirror = mirror.clone();
+        async move { mirror.keep_in_sync(leading, stopped).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(platform.calls(), 0, "a follower does not mirror");
+
+    lead.send_replace(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while db.store.list_accounts(user(55), None).await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader did not mirror within 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(platform.calls(), 1);
+
+    // Leadership lost: the answer goes stale, and nobody asks again.
+    lead.send_replace(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(chrono::Duration::seconds(61));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(platform.calls(), 1, "no mirroring after leadership is lost");
+
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("it stops when asked")
+        .unwrap();
 }

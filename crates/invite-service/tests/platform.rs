@@ -32,6 +32,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use store::{WorldCall, WorldDelivery};
 
+#[path = "common/log_scan.rs"]
+mod log_scan;
 #[path = "common/priority_scenario.rs"]
 mod priority_scenario;
 
@@ -186,6 +188,8 @@ struct Platform {
     base: String,
     token: String,
     queues_deleted: bool,
+    /// Fails the test if a process logged a secret (their logs are scanned when the platform is dropped).
+    _logs: log_scan::Check,
     // Dropped last, after every process is gone.
     db: test_db::TestDb,
 }
@@ -197,6 +201,7 @@ impl Platform {
 
     /// As [`Platform::start`], with more variables for every process it starts.
     async fn start_with(tag: &str, policy: &'static str, extra: &'static [(&'static str, &'static str)]) -> Platform {
+        let logs = log_scan::capture();
         let db = test_db::TestDb::new(test_db::Backend::Postgres).await;
         let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
         // The broker and Redis must be up: fail, never skip.
@@ -235,15 +240,20 @@ impl Platform {
             base: String::new(),
             token: String::new(),
             queues_deleted: false,
+            _logs: logs,
             db,
         };
         let migrate = p.command().arg("migrate").output().unwrap();
+        log_scan::feed("migrate's stdout", &String::from_utf8_lossy(&migrate.stdout));
+        log_scan::feed("migrate's stderr", &String::from_utf8_lossy(&migrate.stderr));
         assert!(
             migrate.status.success(),
             "migrate: {}",
             String::from_utf8_lossy(&migrate.stderr)
         );
+        // Its stdout is the token asked for, not a log.
         let token = p.command().args(["token", "--user-id", "1"]).output().unwrap();
+        log_scan::feed("token's stderr", &String::from_utf8_lossy(&token.stderr));
         assert!(
             token.status.success(),
             "token: {}",
@@ -443,6 +453,14 @@ impl Drop for Platform {
         self.workers.clear();
         self.api = None;
         let failed = std::thread::panicking();
+        for (label, out, err) in &self.logs {
+            for (what, path) in [("stdout", out), ("stderr", err)] {
+                log_scan::feed(
+                    &format!("{label}'s {what}"),
+                    &std::fs::read_to_string(path).unwrap_or_default(),
+                );
+            }
+        }
         if failed {
             for (label, out, err) in &self.logs {
                 eprintln!("===== {label} =====\n{}\n{}", tail(out, 25), tail(err, 10));

@@ -2,6 +2,9 @@
 //! the broker is down. Each test works on queues of its own (a random prefix) and deletes them at the end;
 //! should it fail first, the broker drops them after ten minutes unused.
 
+#[path = "common/log_scan.rs"]
+mod log_scan;
+
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex},
@@ -86,6 +89,7 @@ async fn teardown(queue: RabbitQueue) {
 
 #[tokio::test]
 async fn rabbitmq_round_trips_each_job_variant() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let q = connect(&prefix).await;
     let mut extra = serde_json::Map::new();
@@ -128,6 +132,7 @@ async fn rabbitmq_round_trips_each_job_variant() {
 
 #[tokio::test]
 async fn rabbitmq_takes_high_before_normal_before_low() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let q = connect(&prefix).await;
     q.publish(&task(1), Priority::Low).await.unwrap();
@@ -152,6 +157,7 @@ async fn rabbitmq_takes_high_before_normal_before_low() {
 
 #[tokio::test]
 async fn rabbitmq_redelivers_an_unacked_job_once_its_connection_is_gone() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let crashed = connect(&prefix).await;
     let survivor = connect(&prefix).await;
@@ -174,6 +180,7 @@ async fn rabbitmq_redelivers_an_unacked_job_once_its_connection_is_gone() {
 
 #[tokio::test]
 async fn rabbitmq_gives_back_a_delivery_dropped_without_ack() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let q = connect(&prefix).await;
     q.publish(&task(21), Priority::Normal).await.unwrap();
@@ -187,6 +194,7 @@ async fn rabbitmq_gives_back_a_delivery_dropped_without_ack() {
 
 #[tokio::test]
 async fn rabbitmq_depth_counts_waiting_jobs_per_priority() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let q = connect(&prefix).await;
     depth_becomes(&q, [0, 0, 0]).await;
@@ -212,6 +220,7 @@ async fn rabbitmq_depth_counts_waiting_jobs_per_priority() {
 
 #[tokio::test]
 async fn rabbitmq_a_waiting_worker_wakes_when_a_job_arrives() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let worker = Arc::new(connect(&prefix).await);
     let publisher = connect(&prefix).await;
@@ -236,6 +245,7 @@ async fn rabbitmq_a_waiting_worker_wakes_when_a_job_arrives() {
 
 #[tokio::test]
 async fn rabbitmq_concurrent_waiters_on_one_connection_each_get_a_job() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let worker = Arc::new(connect(&prefix).await);
     let publisher = connect(&prefix).await;
@@ -267,6 +277,7 @@ async fn rabbitmq_concurrent_waiters_on_one_connection_each_get_a_job() {
 
 #[tokio::test]
 async fn rabbitmq_a_worker_that_stopped_waiting_holds_no_job() {
+    let _logs = log_scan::capture();
     let prefix = prefix();
     let idle = connect(&prefix).await;
     let busy = connect(&prefix).await;
@@ -284,6 +295,7 @@ async fn rabbitmq_a_worker_that_stopped_waiting_holds_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_competing_consumers_get_each_job_exactly_once() {
+    let _logs = log_scan::capture();
     const JOBS: i64 = 200;
     let prefix = prefix();
     let publishers = [Arc::new(connect(&prefix).await), Arc::new(connect(&prefix).await)];
@@ -357,6 +369,7 @@ async fn rabbitmq_competing_consumers_get_each_job_exactly_once() {
 
 #[tokio::test]
 async fn rabbitmq_production_queue_names_are_fixed() {
+    let _logs = log_scan::capture();
     let q = timeout(SOON, RabbitQueue::connect(URL))
         .await
         .expect("connecting in time")
@@ -368,6 +381,7 @@ async fn rabbitmq_production_queue_names_are_fixed() {
 
 #[tokio::test]
 async fn rabbitmq_errors_do_not_show_the_password() {
+    let _logs = log_scan::capture();
     // Nothing listens on port 1 of the loopback: connecting fails.
     let url = "amqp://guest:hunter2-secret@127.0.0.1:1/%2f";
     let error = timeout(SOON, RabbitQueue::connect(url))

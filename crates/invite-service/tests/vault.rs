@@ -5,6 +5,8 @@
 
 #[path = "common/fake_vault.rs"]
 mod fake_vault;
+#[path = "common/log_scan.rs"]
+mod log_scan;
 
 use std::{
     collections::HashMap,
@@ -101,7 +103,8 @@ fn assert_no_secret(text: &str, fake: &FakeVault) {
     }
 }
 
-/// Everything logged on this thread (a current-thread runtime runs the Vault's keeper there too).
+/// Everything logged on this thread (a current-thread runtime runs the Vault's keeper there too), also
+/// fed to the log scan.
 fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
     #[derive(Clone)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -116,11 +119,13 @@ fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
     }
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let writer = Buffer(buffer.clone());
+    use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
-        .finish();
+        .finish()
+        .with(log_scan::layer());
     (tracing::subscriber::set_default(subscriber), buffer)
 }
 
@@ -130,6 +135,7 @@ fn logged(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
 
 #[tokio::test]
 async fn logs_in_and_reads_the_jwt_secret_at_the_specs_location() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     let vault = Vault::connect(config(&fake)).await.unwrap();
     assert_eq!(fake.logins(), 1);
@@ -142,6 +148,7 @@ async fn logs_in_and_reads_the_jwt_secret_at_the_specs_location() {
 
 #[tokio::test]
 async fn the_running_platforms_kv_jwt_secret_key_is_expressible() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     fake.put("kv", "jwt", json!({"secret_key": PLATFORM_JWT_SECRET, "other": "x"}));
     let url = fake.url();
@@ -175,6 +182,7 @@ async fn the_running_platforms_kv_jwt_secret_key_is_expressible() {
 
 #[tokio::test]
 async fn reads_telegram_credentials_and_account_sessions() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     let vault = Vault::connect(config(&fake)).await.unwrap();
     let telegram = vault.telegram_credentials().await.unwrap().unwrap();
@@ -229,6 +237,7 @@ async fn reads_telegram_credentials_and_account_sessions() {
 
 #[tokio::test]
 async fn the_token_is_renewed_before_it_expires() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(1).await;
     let vault = Vault::connect(config(&fake)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -245,6 +254,7 @@ async fn the_token_is_renewed_before_it_expires() {
 
 #[tokio::test]
 async fn a_refused_renewal_means_a_new_login() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(1).await;
     fake.refuse_renewal(true);
     let vault = Vault::connect(config(&fake)).await.unwrap();
@@ -256,6 +266,7 @@ async fn a_refused_renewal_means_a_new_login() {
 
 #[tokio::test]
 async fn a_token_that_cannot_be_renewed_is_replaced_before_it_expires() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(1).await;
     fake.set_renewable(false);
     let vault = Vault::connect(config(&fake)).await.unwrap();
@@ -267,6 +278,7 @@ async fn a_token_that_cannot_be_renewed_is_replaced_before_it_expires() {
 
 #[tokio::test]
 async fn an_expired_token_means_a_new_login() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     let vault = Vault::connect(config(&fake)).await.unwrap();
     fake.expire_tokens();
@@ -288,7 +300,23 @@ async fn an_expired_token_means_a_new_login() {
 }
 
 #[tokio::test]
+async fn a_path_the_policy_denies_is_an_error_not_a_new_login() {
+    let _logs = log_scan::capture();
+    let fake = stocked_vault(60).await;
+    fake.deny("secret", "invite-service/accounts/forbidden");
+    let vault = Vault::connect(config(&fake)).await.unwrap();
+    let logins = fake.logins();
+    for _ in 0..3 {
+        let err = vault.account_session("forbidden").await.unwrap_err();
+        assert!(matches!(err, VaultError::Refused { status: 403, .. }), "{err}");
+    }
+    assert_eq!(fake.logins(), logins, "a valid token denied a path keeps being used");
+    assert_eq!(vault.account_session(ACCOUNT).await.unwrap().unwrap().expose(), SESSION);
+}
+
+#[tokio::test]
 async fn vault_down_at_start_is_a_clear_error() {
+    let _logs = log_scan::capture();
     let (_logs, logs) = capture_logs();
     let addr = closed_address().await;
     let fake = FakeVault::start(60).await;
@@ -367,6 +395,7 @@ async fn vault_down_at_start_is_a_clear_error() {
 
 #[test]
 fn serve_exits_non_zero_with_a_clear_message_when_vault_cannot_be_reached() {
+    let _logs = log_scan::capture();
     let addr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
@@ -399,6 +428,8 @@ fn serve_exits_non_zero_with_a_clear_message_when_vault_cannot_be_reached() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
+    log_scan::feed("serve's stdout", &stdout);
+    log_scan::feed("serve's stderr", &stderr);
     assert!(!stdout.contains("\"listening\""), "{stdout}");
     for text in [&stderr, &stdout] {
         assert!(!text.contains(SECRET_ID), "{text}");
@@ -416,6 +447,7 @@ fn serve_exits_non_zero_with_a_clear_message_when_vault_cannot_be_reached() {
 
 #[tokio::test]
 async fn vault_down_later_serves_cached_secrets_as_degraded_then_recovers() {
+    let _logs = log_scan::capture();
     let (_logs, logs) = capture_logs();
     let fake = stocked_vault(60).await;
     let mut c = config(&fake);
@@ -469,6 +501,7 @@ async fn vault_down_later_serves_cached_secrets_as_degraded_then_recovers() {
 
 #[tokio::test]
 async fn the_health_endpoint_shows_vault_and_the_api_verifies_with_its_secret() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     let dir = std::env::temp_dir().join(format!("invite-vault-app-{}", uuid::Uuid::new_v4().simple()));
     let data_dir = dir.to_str().unwrap().to_string();
@@ -557,6 +590,7 @@ async fn the_health_endpoint_shows_vault_and_the_api_verifies_with_its_secret() 
 
 #[tokio::test]
 async fn nothing_that_holds_a_secret_prints_it() {
+    let _logs = log_scan::capture();
     let fake = stocked_vault(60).await;
     let vault = Vault::connect(config(&fake)).await.unwrap();
     let telegram = vault.telegram_credentials().await.unwrap().unwrap();

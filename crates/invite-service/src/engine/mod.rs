@@ -5,6 +5,7 @@
 //! every wait is a time written in the store, so a restart loses nothing and the simulator can jump
 //! its virtual clock from one wake-up to the next through this same code.
 
+pub mod audience;
 pub mod estimate;
 pub mod events;
 pub mod failpoints;
@@ -30,6 +31,7 @@ use platforms::{
     InviteStrategy,
 };
 use store::{AccountKind, SharedStore};
+use tokio::sync::watch;
 
 use self::{events::Events, queue::JobQueue};
 use crate::telemetry::Metrics;
@@ -90,6 +92,8 @@ impl Default for EngineConfig {
 pub struct Platforms {
     live: TelegramStrategy,
     sandbox: TelegramStrategy,
+    /// `INTEGRATION_ACCOUNTS_SANDBOX`: the Integration Service's accounts act on the sandbox world.
+    integration_on_sandbox: bool,
 }
 
 impl Platforms {
@@ -97,14 +101,53 @@ impl Platforms {
         Self {
             live: TelegramStrategy::new(telegram),
             sandbox: TelegramStrategy::over(world),
+            integration_on_sandbox: false,
         }
+    }
+
+    /// Sends the Integration Service's accounts to the sandbox world instead of Telegram, so that the
+    /// whole platform profile can be run end to end where nothing may reach Telegram (tests, demos).
+    /// Their sessions are still read, checked and sealed, only never used. Said loudly at start: a
+    /// production deployment with it on would run campaigns that invite nobody.
+    pub fn integration_accounts_on_sandbox(mut self) -> Self {
+        tracing::warn!(
+            variable = "INTEGRATION_ACCOUNTS_SANDBOX",
+            "THE INTEGRATION SERVICE'S ACCOUNTS ACT ON THE SANDBOX WORLD, NOT ON TELEGRAM: campaigns with them \
+             reach no real person. Never set INTEGRATION_ACCOUNTS_SANDBOX in production."
+        );
+        self.integration_on_sandbox = true;
+        self
     }
 
     pub fn for_kind(&self, kind: AccountKind) -> &dyn InviteStrategy {
         match kind {
             AccountKind::Sandbox => &self.sandbox,
+            AccountKind::Integration if self.integration_on_sandbox => &self.sandbox,
             AccountKind::Session | AccountKind::Integration => &self.live,
         }
+    }
+}
+
+/// Whether this process's scheduler leads right now, for work that one process at a time must do
+/// (the scheduler publishes it; such work waits on [`Leading::watch`]).
+#[derive(Debug)]
+pub struct Leading(watch::Sender<bool>);
+
+impl Default for Leading {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
+}
+
+impl Leading {
+    /// Called by the scheduler on each turn of its loop; watchers wake only on a change.
+    pub fn set(&self, leading: bool) {
+        self.0
+            .send_if_modified(|was| std::mem::replace(was, leading) != leading);
+    }
+
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
     }
 }
 
@@ -121,6 +164,10 @@ pub struct Engine {
     /// What the engine counts (task moves, settled targets, account problems, AM decisions): the
     /// process's registry, shared with `/metrics`; `Metrics::new()` where nobody scrapes it.
     pub metrics: Arc<Metrics>,
+    /// Set by this process's scheduler while it leads.
+    pub leading: Leading,
+    /// The Parsing Service, for tasks whose audience is a parsing task (None: not configured).
+    pub parsing: Option<Arc<audience::ParsingImports>>,
 }
 
 /// The Account Manager action a task's main call is, and the channel its limits are counted in.

@@ -23,6 +23,7 @@ use store::{AccountRecord, AccountState, Standing, StoreError, TargetCounts};
 use tokio::sync::watch;
 
 use super::{
+    audience::ScheduledAudience,
     events::Event,
     lifecycle::SCHEDULED_PREFIX,
     main_action,
@@ -667,7 +668,14 @@ impl Scheduler {
                     )),
                 )
             } else {
-                (TaskStatus::InProgress, None)
+                match e.scheduled_audience(task, now).await? {
+                    ScheduledAudience::Ready => (TaskStatus::InProgress, None),
+                    ScheduledAudience::Later(retry_at) => {
+                        wake = retry_at.map_or(wake, |t| earliest(wake, t));
+                        continue;
+                    }
+                    ScheduledAudience::NotStarted(why) => (TaskStatus::Pending, Some(why)),
+                }
             };
             if e.store
                 .engine_transition(task.id, &[TaskStatus::Pending], to, reason.as_deref(), now)
@@ -766,6 +774,7 @@ impl Scheduler {
                     }
                 },
             };
+            self.engine.leading.set(leading);
             if !leading {
                 if leadership.take().is_some() {
                     tracing::warn!("scheduler: leadership lost; waiting to lead again");

@@ -15,6 +15,11 @@
 //! lists; the engine then works on them as on any other account, in every process, with the store as
 //! the one truth. Rows are never deleted, so a budget spent stays spent when an account comes back.
 //!
+//! An account's session is its record's `session_data`, or else (when Vault is configured) the secret
+//! at Vault's per-account path (`VAULT_ACCOUNT_SESSION_PATH`). An account with neither is not used:
+//! never mirrored, or blocked when it was, with a reason that says so. While Vault cannot be read a
+//! session stored before is kept, and the answer is mirrored again at the next call.
+//!
 //! A circuit breaker guards the calls: after a run of failures (5xx, timeouts, refused connections)
 //! callers get "the Integration Service is unavailable: …; retrying after …" at once until the
 //! cool-down is over; then one trial call goes out, and a success closes it again.
@@ -32,7 +37,7 @@ use domain::UserId;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use store::{IntegrationEntry, IntegrationSync, SharedStore, StoreError};
+use store::{IntegrationEntry, IntegrationSync, SharedStore, Standing, StoreError, INTEGRATION_REASON_PREFIX};
 use tokio::sync::watch;
 use url::Url;
 
@@ -40,7 +45,10 @@ use super::{
     breaker::{Breaker, Open},
     service_token::ServiceToken,
 };
-use crate::secrets::Secret;
+use crate::{
+    secrets::Secret,
+    vault::{Vault, VaultError},
+};
 
 #[derive(Debug, Clone)]
 pub struct IntegrationServiceConfig {
@@ -489,8 +497,24 @@ pub struct IntegrationAccounts {
     store: SharedStore,
     sealer: Arc<Sealer>,
     clock: SharedClock,
+    /// Where sessions the account records lack are read, when configured.
+    vault: Option<Arc<Vault>>,
     /// The answer last mirrored per (user, platform): the same answer is not written again.
     applied: Mutex<HashMap<(i64, String), String>>,
+}
+
+/// Every reason an account is left out for want of a session starts with this.
+const NO_SESSION: &str = "no session data";
+
+/// An account's session as one mirroring finds it.
+enum Session {
+    /// Read, checked and ready to be sealed.
+    Found(Box<TelegramSession>),
+    /// Nothing to say (the answer came from the shared cache, or Vault cannot be read): what is stored
+    /// stays.
+    Keep,
+    /// The account may not be used; why.
+    Unusable(String),
 }
 
 impl IntegrationAccounts {
@@ -500,8 +524,15 @@ impl IntegrationAccounts {
             store,
             sealer,
             clock,
+            vault: None,
             applied: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads the session of an account whose record has none from Vault's per-account path.
+    pub fn with_vault(mut self, vault: Arc<Vault>) -> Self {
+        self.vault = Some(vault);
+        self
     }
 
     /// Brings the store's copy of the user's accounts on the platform in line with the Integration
@@ -513,17 +544,36 @@ impl IntegrationAccounts {
             return Ok(IntegrationSync::default());
         }
         let mut entries = Vec::with_capacity(list.accounts.len());
+        let mut settled = true;
         for account in &list.accounts {
-            entries.push(self.entry(user, account, list.secrets(&account.id)).await?);
+            let (entry, certain) = self.entry(user, account, list.secrets(&account.id)).await?;
+            settled &= certain;
+            entries.push(entry);
         }
         let out = self
             .store
             .sync_integration_accounts(user, platform, &entries, self.clock.now())
             .await?;
-        self.applied
-            .lock()
-            .expect("applied lock")
-            .insert(key, list.version.clone());
+        // An answer mirrored while Vault could not be read is mirrored again at the next call.
+        if settled {
+            self.applied
+                .lock()
+                .expect("applied lock")
+                .insert(key, list.version.clone());
+        }
+        let no_session: Vec<(&str, &str)> = entries
+            .iter()
+            .filter_map(|e| Some((e.id.as_str(), e.blocked.as_deref()?)))
+            .filter(|(_, why)| why.starts_with(NO_SESSION))
+            .collect();
+        if !no_session.is_empty() {
+            tracing::warn!(
+                user_id = user.get(),
+                platform,
+                accounts = ?no_session,
+                "Integration Service accounts without a session are not used"
+            );
+        }
         if !out.refused.is_empty() {
             tracing::warn!(
                 user_id = user.get(),
@@ -545,36 +595,39 @@ impl IntegrationAccounts {
         Ok(out)
     }
 
+    /// The account as the store should hold it, and whether that is certain (false: Vault could not
+    /// be read, so the answer must be mirrored again).
     async fn entry(
         &self,
         user: UserId,
         a: &IntegrationAccount,
         secrets: Option<&AccountSecrets>,
-    ) -> Result<IntegrationEntry, IntegrationError> {
+    ) -> Result<(IntegrationEntry, bool), IntegrationError> {
         let mut blocked = a.unusable();
+        let mut certain = true;
         let mut session = None;
-        if let Some(data) = secrets.and_then(|s| s.session_data.as_ref()) {
-            match TelegramSession::parse(data.expose()) {
+        // A blocked account's session is not wanted: it is not mirrored, or is blocked, either way.
+        if blocked.is_none() {
+            let (found, sure) = self.session(a, secrets).await?;
+            certain = sure;
+            match found {
                 // One key used from two places draws AUTH_KEY_DUPLICATED and can end the session.
-                Ok(s) => match self.store.account_with_auth_key(s.auth_key.id()).await? {
+                Session::Found(s) => match self.store.account_with_auth_key(s.auth_key.id()).await? {
                     Some((owner, other)) if other != a.id => {
-                        blocked.get_or_insert_with(|| {
-                            if owner == user.get() {
-                                format!("its session is already registered as account {other}")
-                            } else {
-                                "its session is already registered by another user".into()
-                            }
+                        blocked = Some(if owner == user.get() {
+                            format!("its session is already registered as account {other}")
+                        } else {
+                            "its session is already registered by another user".into()
                         });
                     }
-                    _ => session = Some(s),
+                    _ => session = Some(*s),
                 },
-                Err(_) => {
-                    blocked.get_or_insert_with(|| "its session_data is not a readable session".into());
-                }
+                Session::Keep => {}
+                Session::Unusable(why) => blocked = Some(why),
             }
         }
         let api_hash = secrets.and_then(|s| s.api_hash.as_ref());
-        Ok(IntegrationEntry {
+        let entry = IntegrationEntry {
             id: a.id.clone(),
             name: a
                 .phone
@@ -591,16 +644,98 @@ impl IntegrationAccounts {
                     .seal(h.expose().as_bytes(), &format!("account:{}:api_hash", a.id))
             }),
             session_facts: session.as_ref().map(|s| json!(s.public_facts())),
+        };
+        Ok((entry, certain))
+    }
+
+    /// The account's session: its record's, else Vault's; and whether the answer is certain.
+    async fn session(
+        &self,
+        a: &IntegrationAccount,
+        secrets: Option<&AccountSecrets>,
+    ) -> Result<(Session, bool), IntegrationError> {
+        // None: the answer came from the shared cache, which holds no secrets.
+        let record = secrets.map(|s| s.session_data.as_ref());
+        if let Some(Some(data)) = record {
+            return Ok((read_session(data, "its session_data is not a readable session"), true));
+        }
+        let Some(vault) = &self.vault else {
+            let why = format!("{NO_SESSION}: its record has none, and Vault is not configured (VAULT_ADDR)");
+            return Ok((self.unless_stored(a, record.is_none(), why).await?, true));
+        };
+        match vault.account_session(&a.id).await {
+            Ok(Some(data)) => {
+                tracing::debug!(
+                    account_id = a.id.as_str(),
+                    "session of an Integration Service account read from Vault"
+                );
+                Ok((
+                    read_session(&data, "its session data in Vault is not a readable session"),
+                    true,
+                ))
+            }
+            Ok(None) => {
+                let why = format!("{NO_SESSION}: neither its record nor Vault (VAULT_ACCOUNT_SESSION_PATH) holds one");
+                Ok((self.unless_stored(a, record.is_none(), why).await?, true))
+            }
+            Err(e) if e.is_outage() => {
+                tracing::warn!(
+                    account_id = a.id.as_str(),
+                    error = %e,
+                    "cannot read an Integration Service account's session from Vault; the stored one is kept"
+                );
+                let why = format!("{NO_SESSION}: its record has none and Vault cannot be read ({e})");
+                Ok((self.unless_stored(a, true, why).await?, false))
+            }
+            Err(e @ (VaultError::NoKey { .. } | VaultError::BadValue { .. } | VaultError::BadAccountId(_))) => {
+                Ok((Session::Unusable(format!("{NO_SESSION}: {e}")), true))
+            }
+            Err(e) => {
+                tracing::warn!(account_id = a.id.as_str(), error = %e, "Vault refused an account's session");
+                let why = format!("{NO_SESSION}: its record has none and Vault refused to read it ({e})");
+                Ok((self.unless_stored(a, true, why).await?, false))
+            }
+        }
+    }
+
+    /// When nothing says whether the account has a session now (`unknown`), the stored one stays in use
+    /// — unless there is none, or the account was blocked for want of one; else it is unusable.
+    async fn unless_stored(&self, a: &IntegrationAccount, unknown: bool, why: String) -> Result<Session, StoreError> {
+        if !unknown {
+            return Ok(Session::Unusable(why));
+        }
+        let stored = self
+            .store
+            .account_secrets(&a.id)
+            .await?
+            .is_some_and(|s| s.session_sealed.is_some());
+        let blocked_for_it = matches!(
+            self.store.am_standing(&a.id).await?,
+            Some(Standing::Blocked { reason }) if reason.starts_with(&format!("{INTEGRATION_REASON_PREFIX}{NO_SESSION}"))
+        );
+        Ok(if stored && !blocked_for_it {
+            Session::Keep
+        } else {
+            Session::Unusable(why)
         })
     }
 
     /// Mirrors again, every cache period until `stop`, the accounts of every user with a task the
-    /// engine looks after, so accounts blocked or removed on the platform stop being used.
-    pub async fn keep_in_sync(&self, mut stop: watch::Receiver<bool>) {
+    /// engine looks after, so accounts blocked or removed on the platform stop being used. Only while
+    /// `leading` says this process's scheduler leads: one process is enough, and it is the one that
+    /// dispatches work to those accounts.
+    pub async fn keep_in_sync(&self, mut leading: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
         loop {
+            tokio::select! {
+                led = leading.wait_for(|leads| *leads) => if led.is_err() { return },
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
             tokio::select! {
                 _ = tokio::time::sleep(self.client.config.cache_ttl) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
+            }
+            if !*leading.borrow() {
+                continue;
             }
             let tasks = match self.store.engine_tasks().await {
                 Ok(tasks) => tasks,
@@ -616,5 +751,13 @@ impl IntegrationAccounts {
                 }
             }
         }
+    }
+}
+
+/// A session as read from `data`, or unusable with `unreadable` (the text is never quoted: a secret).
+fn read_session(data: &Secret, unreadable: &str) -> Session {
+    match TelegramSession::parse(data.expose()) {
+        Ok(s) => Session::Found(Box::new(s)),
+        Err(_) => Session::Unusable(unreadable.to_owned()),
     }
 }

@@ -274,6 +274,8 @@ pub async fn simulate(options: &SimOptions, policy: Policy) -> anyhow::Result<Si
         queue: queue.clone(),
         events: Arc::new(Local::default()),
         metrics: Metrics::new(),
+        leading: Default::default(),
+        parsing: None,
         config: EngineConfig {
             max_running_tasks: max_running,
             ..EngineConfig::default()

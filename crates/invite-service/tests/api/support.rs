@@ -14,6 +14,9 @@ use invite_service::{
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "../common/log_scan.rs"]
+pub mod log_scan;
+
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-0123456789";
 pub const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -74,6 +77,8 @@ pub struct TestApp {
     auth: Authenticator,
     running: Running,
     _db: DbGuard,
+    /// Dropped last: fails the test if the service logged a secret.
+    _logs: log_scan::Check,
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -95,12 +100,7 @@ pub async fn spawn_live_app(backend: Backend, extra: &[(&str, &str)]) -> TestApp
 }
 
 async fn spawn(backend: Backend, extra: &[(&str, &str)], live: bool) -> TestApp {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
+    let logs = log_scan::capture();
     let unique = format!("invite_test_{}", uuid::Uuid::new_v4().simple());
     let (database_url, guard) = match backend {
         Backend::Sqlite => {
@@ -162,6 +162,7 @@ async fn spawn(backend: Backend, extra: &[(&str, &str)], live: bool) -> TestApp 
         auth: Authenticator::new(&Secret::new(JWT_SECRET.into()), "user_id".into(), shared),
         running,
         _db: guard,
+        _logs: logs,
     }
 }
 
@@ -396,4 +397,50 @@ macro_rules! on_both_backends {
             $( #[tokio::test] async fn $name() { super::$name($crate::support::Backend::Postgres).await } )*
         }
     };
+}
+
+/// The log scan can fail: secrets logged on purpose, in an event, a span and a process's output, are
+/// reported by label and line, never by value.
+#[test]
+fn the_log_scan_reports_secrets_logged_on_purpose() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let sessions: Value = serde_json::from_str(include_str!("../data/telethon-sessions.json")).unwrap();
+    let session = sessions["sessions"][1]["string_session"].as_str().unwrap();
+    let scan = log_scan::Scan::new(log_scan::Scanner::known());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(scan.layer()), || {
+        tracing::info!(target: "invite_service", user = 5, "nothing secret here");
+        tracing::debug!(target: "invite_service::api", secret = JWT_SECRET, "leaked on purpose");
+        let _span = tracing::info_span!(target: "store", "sealing", key = %DATA_KEY).entered();
+    });
+    scan.feed(
+        "a worker's stdout",
+        &format!("{{\"message\":\"started\"}}\n{{\"session\":\"{session}\"}}"),
+    );
+    let found: Vec<(String, String, usize)> = scan
+        .findings()
+        .into_iter()
+        .map(|f| (f.label, f.source, f.line))
+        .collect();
+    let at = |label: &str, source: &str, line| (label.to_owned(), source.to_owned(), line);
+    assert_eq!(
+        found,
+        [
+            at("the API tests' JWT secret", "the in-process log", 2),
+            at("the tests' data key", "the in-process log", 3),
+            at("Telethon session string #2", "a worker's stdout", 2),
+        ]
+    );
+
+    let check = scan.check();
+    let failure =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(check))).expect_err("the check fails the test");
+    let text = failure.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("the API tests' JWT secret in line 2 of the in-process log: DEBUG invite_service::api: "),
+        "{text}"
+    );
+    assert!(text.contains("secret=<the API tests' JWT secret>"), "{text}");
+    for secret in [JWT_SECRET, DATA_KEY, session] {
+        assert!(!text.contains(secret), "the report shows a secret's value: {text}");
+    }
 }

@@ -43,6 +43,8 @@ struct VaultState {
     tokens: Mutex<HashMap<String, Option<Instant>>>,
     /// KV v2 secrets by "mount/path".
     kv: Mutex<HashMap<String, Value>>,
+    /// "mount/path"s the policy denies to a valid token (403).
+    denied: Mutex<Vec<String>>,
 }
 
 impl FakeVault {
@@ -62,6 +64,7 @@ impl FakeVault {
                 reads: AtomicUsize::new(0),
                 tokens: Mutex::new(HashMap::new()),
                 kv: Mutex::new(HashMap::new()),
+                denied: Mutex::new(Vec::new()),
             }),
             server: tokio::sync::Mutex::new(None),
         };
@@ -76,6 +79,11 @@ impl FakeVault {
     /// Stores a KV v2 secret at `mount`/`path`.
     pub fn put(&self, mount: &str, path: &str, data: Value) {
         self.state.kv.lock().unwrap().insert(format!("{mount}/{path}"), data);
+    }
+
+    /// The policy denies this path: a valid token reading it gets 403.
+    pub fn deny(&self, mount: &str, path: &str) {
+        self.state.denied.lock().unwrap().push(format!("{mount}/{path}"));
     }
 
     pub fn set_renewable(&self, renewable: bool) {
@@ -247,6 +255,10 @@ async fn handle(
                 return denied();
             }
             let (mount, secret_path) = path["/v1/".len()..].split_once("/data/").unwrap();
+            let key = format!("{mount}/{secret_path}");
+            if state.denied.lock().unwrap().contains(&key) {
+                return denied();
+            }
             match state.kv.lock().unwrap().get(&format!("{mount}/{secret_path}")) {
                 Some(data) => Json(json!({
                     "request_id": uuid::Uuid::new_v4().to_string(),
