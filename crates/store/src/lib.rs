@@ -353,9 +353,19 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64>;
 
-    /// None when the claim of this epoch no longer holds the target (a redelivered job for a target
-    /// settled or claimed again since does nothing); else the account the target is pinned to, if any.
-    async fn claim_pin(&self, task_id: i64, target_id: i64, epoch: i64) -> Result<Option<Option<String>>>;
+    /// Whether the claim of this epoch still holds the target: it is neither settled nor claimed again,
+    /// and its lease has not run out (from then on it may be reclaimed and go to another account at any
+    /// moment). If it holds, its lease is extended to `until` (never shortened) and the account the target
+    /// is pinned to, if any, is returned; None otherwise. A worker asks before it starts a job and again
+    /// right before the call, so a job that outlived its claim (a redelivered or slow one) makes no call.
+    async fn hold_claim(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Option<String>>>;
 
     /// Pins a claimed target to the account about to send it a message, before the send: should the
     /// worker die between the send and its commit, only this account (same random id) may try again.

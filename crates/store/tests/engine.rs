@@ -700,6 +700,18 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_claim_cannot_settle(backend
     let stale = s.claim_target(task.id, "acc-a", t(20), t(50)).await.unwrap().unwrap();
     assert_eq!(stale.epoch, 2);
 
+    // Held while its lease runs; holding extends it, never shortens it.
+    assert_eq!(
+        s.hold_claim(task.id, ids[0], 2, t(30), t(40)).await.unwrap(),
+        Some(Some("acc-a".into()))
+    );
+    assert_eq!(s.reclaim_expired_targets(t(45)).await.unwrap(), 0, "still until t(50)");
+    assert_eq!(
+        s.hold_claim(task.id, ids[0], 1, t(30), t(60)).await.unwrap(),
+        None,
+        "an older epoch"
+    );
+
     // Not expired yet (lease_until is not before now).
     assert_eq!(s.reclaim_expired_targets(t(49)).await.unwrap(), 0);
     assert_eq!(s.reclaim_expired_targets(t(50)).await.unwrap(), 0);
@@ -715,6 +727,25 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_claim_cannot_settle(backend
     assert_eq!(claim(s, task.id, "acc-b", t(52)).await, None);
     let fresh = claim(s, task.id, "acc-a", t(52)).await.unwrap();
     assert_eq!((fresh.target.id, fresh.epoch), (ids[0], 3));
+
+    // The worker of the expired lease comes back: its claim no longer holds (it makes no call), even
+    // when it asks at a moment its old lease would still have covered.
+    assert_eq!(s.hold_claim(task.id, ids[0], 2, t(53), t(83)).await.unwrap(), None);
+    assert_eq!(s.hold_claim(task.id, ids[0], 2, t(40), t(83)).await.unwrap(), None);
+    // A claim whose lease ran out no longer holds, even before anyone reclaimed it.
+    let fresh_until = t(52) + Duration::seconds(30);
+    assert_eq!(
+        s.hold_claim(task.id, ids[0], 3, fresh_until + Duration::seconds(1), t(200))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.hold_claim(task.id, ids[0], 3, fresh_until, fresh_until)
+            .await
+            .unwrap(),
+        Some(Some("acc-a".into()))
+    );
 
     // The worker of the expired lease comes back: its settlement changes nothing.
     let before_task = s.engine_task(task.id).await.unwrap().unwrap();
@@ -1176,11 +1207,15 @@ async fn a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown(backend: Ba
     let (task, ids) = running_task(s, 3).await;
     let first = claim(s, task.id, "acc-a", t(10)).await.unwrap();
     assert_eq!(
-        s.claim_pin(task.id, first.target.id, first.epoch).await.unwrap(),
+        s.hold_claim(task.id, first.target.id, first.epoch, t(10), t(10))
+            .await
+            .unwrap(),
         Some(None)
     );
     assert_eq!(
-        s.claim_pin(task.id, first.target.id, first.epoch - 1).await.unwrap(),
+        s.hold_claim(task.id, first.target.id, first.epoch - 1, t(10), t(10))
+            .await
+            .unwrap(),
         None
     );
     assert!(s
@@ -1192,14 +1227,16 @@ async fn a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown(backend: Ba
         .await
         .unwrap());
     assert_eq!(
-        s.claim_pin(task.id, first.target.id, first.epoch).await.unwrap(),
+        s.hold_claim(task.id, first.target.id, first.epoch, t(10), t(10))
+            .await
+            .unwrap(),
         Some(Some("acc-a".to_owned()))
     );
     let mut pinned = give_back(&first, t(11), None, Some("acc-a"));
     pinned.count_attempt = true;
     assert!(s.settle_target(&pinned).await.unwrap());
     assert!(
-        s.claim_pin(task.id, first.target.id, first.epoch)
+        s.hold_claim(task.id, first.target.id, first.epoch, t(11), t(11))
             .await
             .unwrap()
             .is_none(),
@@ -1247,6 +1284,50 @@ async fn a_pin_to_an_account_that_can_no_longer_send_ends_as_unknown(backend: Ba
     assert_eq!(task.counters.failed_count, 2, "counted as failed");
 }
 
+/// Workers finding a task's channel and excluding accounts from it at once: every write lands (none is
+/// refused as a deadlock), and every one moves the rosters it should.
+async fn concurrent_roster_writes_all_land(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    let (task, _) = running_task(s, 1).await;
+    let (other, _) = running_task(s, 1).await;
+    let (version, other_version) = (roster_version(s, task.id).await, roster_version(s, other.id).await);
+    let channel = json!({ "kind": "supergroup", "id": 1001, "access_hash": 42, "title": "Club" });
+    const ROUNDS: i64 = 5;
+    const FOUND: i64 = 8;
+    const EXCLUDED: i64 = 2;
+    for round in 0..ROUNDS {
+        let mut writes = Vec::new();
+        for i in 0..FOUND + EXCLUDED {
+            let (s, channel) = (s.clone(), channel.clone());
+            // Half the finds on each task (one channel, so both rosters move either way).
+            let on = if i % 2 == 0 { task.id } else { other.id };
+            let account = format!("acc-{round}-{i}");
+            writes.push(tokio::spawn(async move {
+                if i < FOUND {
+                    s.remember_task_channel(on, &account, "telegram", &channel, t(10)).await
+                } else {
+                    s.exclude_task_account(task.id, &account, "telegram", "no_rights", t(10))
+                        .await
+                }
+            }));
+        }
+        for w in writes {
+            w.await.unwrap().expect("a roster write lands");
+        }
+    }
+    assert_eq!(roster_version(s, task.id).await, version + ROUNDS * (FOUND + EXCLUDED));
+    assert_eq!(roster_version(s, other.id).await, other_version + ROUNDS * FOUND);
+    assert_eq!(
+        s.channel_knowers("@club_of_tests").await.unwrap().len() as i64,
+        ROUNDS * FOUND
+    );
+    assert_eq!(
+        s.excluded_accounts(task.id).await.unwrap().len() as i64,
+        ROUNDS * EXCLUDED
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod engine_on_sqlite {
@@ -1277,5 +1358,6 @@ on_both_backends!(
     target_counts_split_due_and_waiting,
     recent_outcomes_are_the_newest_invites_and_messages,
     task_accounts_keep_channel_exclusion_and_counts_apart,
+    concurrent_roster_writes_all_land,
     the_do_not_contact_check_matches_any_key,
 );

@@ -50,6 +50,9 @@ struct Action<'a> {
     logs: Vec<NewLog>,
 }
 
+/// How long a worker waits after a job failed (its store or broker failing) before it takes the next.
+const FAILED_JOB_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs jobs from the queue until shutdown; a job is acknowledged only after its outcome is committed.
 pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -66,12 +69,18 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if let Err(err) = execute(&engine, delivery.job()).await {
-            // Not acknowledged: the job comes back (or its leases expire) and is done again.
+            // Not acknowledged: the job goes back to the queue and is done again while its claim holds.
             tracing::error!(
                 error = format!("{err:#}"),
                 job = delivery.job().name(),
                 "worker: job failed"
             );
+            drop(delivery);
+            // A failing store would hand the job straight back to this worker: a pause first.
+            tokio::select! {
+                _ = tokio::time::sleep(FAILED_JOB_PAUSE) => {}
+                _ = shutdown.changed() => return,
+            }
             continue;
         }
         if let Err(err) = delivery.ack().await {
@@ -123,13 +132,13 @@ async fn process(
     attempts: i64,
 ) -> anyhow::Result<()> {
     // A job delivered again (its worker died after committing, or the broker redelivered it) finds its
-    // claim settled or moved on: it does nothing at all.
-    let Some(pinned) = e.store.claim_pin(task_id, target_id, epoch).await? else {
+    // claim settled, moved on or run out: it does nothing at all.
+    let Some(pinned) = hold_claim(e, task_id, target_id, epoch).await? else {
         tracing::info!(
             task_id,
             target_id,
             epoch,
-            "worker: a stale job (its claim moved on): nothing done"
+            "worker: a stale job (its claim moved on or ran out): nothing done"
         );
         return Ok(());
     };
@@ -189,6 +198,14 @@ async fn process(
     result
 }
 
+/// Whether the job's claim still holds its target, extending its lease by a full lease from now if so
+/// (see [`store::Store::hold_claim`]); the account the target is pinned to, if any.
+async fn hold_claim(e: &Engine, task_id: i64, target_id: i64, epoch: i64) -> anyhow::Result<Option<Option<String>>> {
+    let now = e.clock.now();
+    let until = now + e.am.policy().lease_ttl;
+    Ok(e.store.hold_claim(task_id, target_id, epoch, now, until).await?)
+}
+
 impl Action<'_> {
     async fn act(&mut self, client: &mut dyn AccountClient) -> anyhow::Result<()> {
         let e = self.e;
@@ -244,6 +261,18 @@ impl Action<'_> {
         let Some(grant) = self.grant(action, channel.as_deref()).await? else {
             return Ok(());
         };
+        // The claim may have run out while this job waited (a slow store, a redelivery): then the target
+        // may be another account's already, and this call would reach the person twice.
+        if hold_claim(e, self.task.id, self.target_id, self.epoch).await?.is_none() {
+            e.am.release_account(None, Some(&grant), Outcome::Transient).await?;
+            tracing::warn!(
+                task_id = self.task.id,
+                target_id = self.target_id,
+                epoch = self.epoch,
+                "worker: the claim ran out before the call: no call made"
+            );
+            return Ok(());
+        }
         failpoints::hit("after_grant");
         let report = match &room {
             Some(room) => client.invite(room, &peer).await,

@@ -181,7 +181,90 @@ async fn pause_stops_new_actions_and_resume_continues(backend: Backend) {
     app.stop().await;
 }
 
+/// A job whose claim ran out makes no call: by then the target may be another account's (a redelivered
+/// job, or one that waited on a failing store, would otherwise reach the person twice). The same job
+/// for a claim that holds does invite.
+async fn a_job_whose_claim_ran_out_makes_no_call(backend: Backend) {
+    use invite_service::engine::{
+        queue::{Job, TargetData},
+        worker::execute,
+    };
+    let app = spawn_app_with(backend, &[("INVITE_POLICY", COMPRESSED)]).await;
+    let engine = app.engine();
+    let account = sandbox_accounts(&app, 1, 1).await.remove(0);
+    // Leased here for the whole test: the scheduler leaves the account alone, so the jobs below are
+    // the only ones (they name another lease epoch, so they do not give this one back).
+    let lease = engine
+        .am
+        .lease(&account, "test")
+        .await
+        .unwrap()
+        .expect("a free account");
+    let id = task_with_targets(
+        &app,
+        1,
+        json!({"name": "Fenced", "action_type": "invite_to_group", "target_channel": "@fenced_group"}),
+        &people("fenced", 1),
+    )
+    .await;
+    let started = app
+        .call(Method::POST, &format!("/tasks/{id}/start"), Some(1), None)
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    let claim = |now| {
+        let engine = engine.clone();
+        let account = account.clone();
+        async move {
+            engine
+                .store
+                .claim_target(id, &account, now, now + chrono::Duration::seconds(30))
+                .await
+                .unwrap()
+        }
+    };
+    let job = |c: &store::Claim| Job::ProcessTargetBatch {
+        task_id: id,
+        target_id: c.target.id,
+        target: TargetData {
+            username: c.target.username.clone(),
+            ..TargetData::default()
+        },
+        account_id: account.clone(),
+        epoch: c.epoch,
+        attempts: c.attempts,
+        lease_epoch: lease.epoch + 1,
+    };
+    let invites = || async {
+        let (calls, _) = engine.store.world_record().await.unwrap();
+        calls
+            .into_iter()
+            .filter(|c| c.method == "channels.inviteToChannel")
+            .count()
+    };
+
+    let Some(stale) = claim(engine.clock.now()).await else {
+        panic!("no due target:\n{}", app.dump_table("invite_targets").await)
+    };
+    app.clock.advance(chrono::Duration::seconds(31));
+    execute(&engine, &job(&stale)).await.unwrap();
+    assert_eq!(invites().await, 0, "a claim that ran out calls nobody");
+
+    // Given back and claimed again: the job of the fresh claim invites, once.
+    engine.store.reclaim_expired_targets(engine.clock.now()).await.unwrap();
+    let fresh = claim(engine.clock.now()).await.expect("the target is due again");
+    assert!(fresh.epoch > stale.epoch);
+    execute(&engine, &job(&fresh)).await.unwrap();
+    assert_eq!(invites().await, 1);
+    let target = app
+        .call(Method::GET, &format!("/tasks/{id}/targets"), Some(1), None)
+        .await
+        .body;
+    assert_eq!(target["items"][0]["status"], "succeeded", "{target}");
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_job_whose_claim_ran_out_makes_no_call,
     a_campaign_runs_to_completion_within_the_compressed_limits,
     a_start_without_targets_or_accounts_is_refused_and_says_why,
     pause_stops_new_actions_and_resume_continues,

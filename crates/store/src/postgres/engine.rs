@@ -398,19 +398,24 @@ impl PgStore {
         Ok(ended)
     }
 
-    pub(super) async fn claim_pin_impl(
+    pub(super) async fn hold_claim_impl(
         &self,
         task_id: i64,
         target_id: i64,
         epoch: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
     ) -> Result<Option<Option<String>>> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT pinned_account FROM invite_targets WHERE id = $1 AND task_id = $2 AND lease_epoch = $3 \
-             AND status = 'in_progress'",
+            "UPDATE invite_targets SET lease_until = GREATEST(lease_until, $5) \
+             WHERE id = $1 AND task_id = $2 AND lease_epoch = $3 AND status = 'in_progress' AND lease_until >= $4 \
+             RETURNING pinned_account",
         )
         .bind(target_id)
         .bind(task_id)
         .bind(epoch)
+        .bind(now)
+        .bind(until)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -495,6 +500,20 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Who knows a channel is read across the tasks that share it, so all their roster versions move.
+        // Their rows are locked first, in id order, and only as strongly as an update of non-key columns
+        // needs (`FOR NO KEY UPDATE`): the row inserted below takes `FOR KEY SHARE` on its task (the
+        // foreign key), which `FOR UPDATE` would conflict with — two workers remembering the same task's
+        // channel would each hold the share the other's update waits for, a deadlock.
+        sqlx::query(
+            "UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id IN \
+             (SELECT id FROM invite_tasks \
+              WHERE id = $1 OR target_channel = (SELECT target_channel FROM invite_tasks WHERE id = $1) \
+              ORDER BY id FOR NO KEY UPDATE)",
+        )
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, channel, stats, updated_at) \
              VALUES ($1, $2, $3, 'active', $4, '{}'::jsonb, $5) \
@@ -506,17 +525,6 @@ impl PgStore {
         .bind(platform)
         .bind(channel)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // Who knows a channel is read across the tasks that share it; their rows are locked in id order
-        // so two such writes never wait for each other in a circle.
-        sqlx::query(
-            "UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id IN \
-             (SELECT id FROM invite_tasks \
-              WHERE id = $1 OR target_channel = (SELECT target_channel FROM invite_tasks WHERE id = $1) \
-              ORDER BY id FOR UPDATE)",
-        )
-        .bind(task_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -532,6 +540,11 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // The task first, as every write of a roster does (see remember_task_channel).
+        sqlx::query("UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id = $1")
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO invite_task_accounts (task_id, account_id, platform, status, stats, updated_at) \
              VALUES ($1, $2, $3, 'excluded', jsonb_build_object('excluded_because', $4::text), $5) \
@@ -546,10 +559,6 @@ impl PgStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE invite_tasks SET roster_version = roster_version + 1 WHERE id = $1")
-            .bind(task_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }

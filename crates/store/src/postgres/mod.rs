@@ -715,8 +715,15 @@ impl Store for PgStore {
         self.end_open_targets_impl(task_id, status, reason, now).await
     }
 
-    async fn claim_pin(&self, task_id: i64, target_id: i64, epoch: i64) -> Result<Option<Option<String>>> {
-        self.claim_pin_impl(task_id, target_id, epoch).await
+    async fn hold_claim(
+        &self,
+        task_id: i64,
+        target_id: i64,
+        epoch: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Option<String>>> {
+        self.hold_claim_impl(task_id, target_id, epoch, now, until).await
     }
 
     async fn pin_target(&self, task_id: i64, target_id: i64, epoch: i64, account_id: &str) -> Result<bool> {

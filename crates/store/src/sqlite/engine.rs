@@ -414,20 +414,25 @@ impl SqliteStore {
         Ok(ended)
     }
 
-    pub(super) async fn claim_pin_impl(
+    pub(super) async fn hold_claim_impl(
         &self,
         task_id: i64,
         target_id: i64,
         epoch: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
     ) -> Result<Option<Option<String>>> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT pinned_account FROM invite_targets WHERE id = ? AND task_id = ? AND lease_epoch = ? \
-             AND status = 'in_progress'",
+            "UPDATE invite_targets SET lease_until = MAX(lease_until, ?5) \
+             WHERE id = ?1 AND task_id = ?2 AND lease_epoch = ?3 AND status = 'in_progress' AND lease_until >= ?4 \
+             RETURNING pinned_account",
         )
         .bind(target_id)
         .bind(task_id)
         .bind(epoch)
-        .fetch_optional(&self.reader)
+        .bind(micros(now))
+        .bind(micros(until))
+        .fetch_optional(&self.writer)
         .await?)
     }
 
