@@ -87,7 +87,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
     };
     store::open(&config.database_url, &options)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url_redacted()))
+        .with_context(|| format!("cannot open the database {}", config.database_shown()))
 }
 
 pub async fn prepare_schema(store: &SharedStore, schema: Schema) -> anyhow::Result<()> {
@@ -159,10 +159,6 @@ async fn events(config: &Config) -> anyhow::Result<Arc<dyn Events>> {
 /// their user, password and query; secrets are named by where they come from.
 fn log_profile(config: &Config, roles: Roles) {
     let shown = |url: &url::Url| url_without_credentials(url.as_str());
-    let store = match config.database_url.strip_prefix("sqlite:") {
-        Some(path) => format!("SQLite {}", path.split('?').next().unwrap_or_default()),
-        None => format!("PostgreSQL {}", url_without_credentials(&config.database_url)),
-    };
     let queue = match &config.broker_url {
         Some(url) => format!("RabbitMQ {}", shown(url)),
         None => "in-process".to_owned(),
@@ -201,7 +197,7 @@ fn log_profile(config: &Config, roles: Roles) {
             Roles::ApiAndEngine => "api and engine",
             Roles::EngineOnly => "engine",
         },
-        store,
+        store = config.database_shown(),
         queue,
         cache_and_events,
         secrets = format!("JWT secret: {jwt_secret}; data key: {data_key}; Telegram API credentials: {telegram_api}"),

@@ -167,7 +167,7 @@ pub async fn run() -> ExitCode {
 
 async fn server(config: &Config, clock: SharedClock, schema: Schema, roles: app::Roles) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log_filter, clock.clone());
-    tracing::info!(database = %config.database_url_redacted(), "starting");
+    tracing::info!(database = %config.database_shown(), "starting");
     let store = app::open_store(config).await?;
     app::prepare_schema(&store, schema).await?;
     let running = app::start(config, store, clock, roles).await?;

@@ -312,7 +312,8 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Its `Debug` names where things are, never a credential (URLs lose theirs, secrets print redacted).
+#[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     pub metrics_bind: Option<SocketAddr>,
@@ -646,9 +647,13 @@ impl Config {
         })
     }
 
-    /// The database URL without its password, for logs.
-    pub fn database_url_redacted(&self) -> String {
-        redact_url(&self.database_url)
+    /// The database as logs and errors may name it: a SQLite path, or a PostgreSQL URL without its
+    /// credentials.
+    pub fn database_shown(&self) -> String {
+        match self.database_url.strip_prefix("sqlite:") {
+            Some(path) => format!("SQLite {}", path.split('?').next().unwrap_or_default()),
+            None => format!("PostgreSQL {}", url_without_credentials(&self.database_url)),
+        }
     }
 
     /// The profile of DESIGN §2 this configuration amounts to: the platform's as soon as the store is
@@ -834,14 +839,29 @@ fn check_database_url(v: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Replaces a URL's password with `***`.
-pub fn redact_url(v: &str) -> String {
-    match Url::parse(v) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => v.to_string(),
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("profile", &self.profile().as_str())
+            .field("bind", &self.bind)
+            .field("store", &self.database_shown())
+            .field("redis_url", &self.redis_url.as_ref().map(ShownUrl))
+            .field("broker_url", &self.broker_url.as_ref().map(ShownUrl))
+            .field("parsing_service", &self.parsing_service)
+            .field("integration_service", &self.integration_service)
+            .field("api_gateway", &self.api_gateway)
+            .field("vault", &self.vault)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Debug-prints a URL as [`url_without_credentials`] shows it: for configuration structs whose derived
+/// `Debug` would print a password written into the URL.
+pub struct ShownUrl<'a>(pub &'a Url);
+
+impl std::fmt::Debug for ShownUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&url_without_credentials(self.0.as_str()))
     }
 }
 
@@ -1018,10 +1038,6 @@ mod tests {
         let err = error_of(&[("DATABASE_URL", "postgres://u:hunter2@h/db"), ("INVITE_BIND", "x")]);
         assert!(!err.contains("hunter2"));
         assert_eq!(
-            redact_url("postgres://u:hunter2@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(
             url_without_credentials("postgres://u:hunter2@h:5432/db?sslmode=require&password=hunter2"),
             "postgres://h:5432/db"
         );
@@ -1044,6 +1060,39 @@ mod tests {
         ]))
         .unwrap();
         assert!(!format!("{c:?}").contains("vault-secret-id-value"));
+        // A password written into any URL stays out of the configuration's Debug.
+        let c = Config::from_vars(&vars(&[
+            (
+                "DATABASE_URL",
+                "postgres://u:pw-database@db:5432/invites?password=pw-query",
+            ),
+            ("REDIS_URL", "redis://:pw-redis@redis:6379/0"),
+            ("CELERY_BROKER_URL", "amqp://u:pw-broker@rabbit:5672/%2f"),
+            ("PARSING_SERVICE_URL", "http://u:pw-parsing@parsing:8000"),
+            ("INTEGRATION_SERVICE_URL", "http://u:pw-integration@integration:8000"),
+            ("API_GATEWAY_URL", "http://u:pw-gateway@gateway:8000"),
+            ("VAULT_ADDR", "http://u:pw-vault@vault:8200"),
+            ("VAULT_ROLE_ID", "role"),
+            ("VAULT_SECRET_ID", "vault-secret-id-value"),
+            (
+                "INVITE_DATA_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw-"), "{shown}");
+        for host in [
+            "db:5432",
+            "redis:6379",
+            "rabbit:5672",
+            "parsing:8000",
+            "integration:8000",
+            "gateway:8000",
+            "vault:8200",
+        ] {
+            assert!(shown.contains(host), "{host} is named: {shown}");
+        }
     }
 
     #[test]

@@ -15,14 +15,26 @@ use domain::UserId;
 use serde_json::Value;
 use url::Url;
 
+use crate::config::ShownUrl;
+
 use super::service_token::ServiceToken;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     pub base_url: Url,
     /// How long a resolved e-mail is remembered (users unknown to the gateway are asked about again).
     pub cache_ttl: Duration,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("base_url", &ShownUrl(&self.base_url))
+            .field("cache_ttl", &self.cache_ttl)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+use crate::config::ShownUrl;
+
 use super::service_token::ServiceToken;
 use crate::secrets::Secret;
 
@@ -28,7 +30,7 @@ impl Bearer<'_> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ParsingServiceConfig {
     pub base_url: Url,
     /// Path of a task's results, with `{task_id}`; the spec names `/api/parsing/results/{task_id}/users`,
@@ -38,6 +40,18 @@ pub struct ParsingServiceConfig {
     pub timeout: Duration,
     /// Attempts per page on timeouts, connection errors and 5xx answers.
     pub attempts: u32,
+}
+
+impl std::fmt::Debug for ParsingServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsingServiceConfig")
+            .field("base_url", &ShownUrl(&self.base_url))
+            .field("results_path", &self.results_path)
+            .field("page_size", &self.page_size)
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

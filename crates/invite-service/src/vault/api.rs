@@ -48,7 +48,7 @@ impl Api {
             .expect("a plain HTTP client builds");
         Self {
             http,
-            shown: crate::config::redact_url(addr.as_str()),
+            shown: crate::config::url_without_credentials(addr.as_str()),
             base,
             timeout,
         }

@@ -43,6 +43,20 @@ pub enum VaultError {
 }
 
 impl VaultError {
+    /// What went wrong in a few words, without where: what the unauthenticated health endpoint shows
+    /// (the full text, with Vault's address and paths, goes to the log).
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Unreachable { action, .. } => format!("cannot reach Vault to {action}"),
+            Self::Unavailable { action, status, .. } => format!("Vault answered {status} to {action}"),
+            Self::Refused { action, status, .. } => format!("Vault refused to {action} ({status})"),
+            Self::BadAnswer { action, .. } => format!("Vault's answer to {action} is not what its API documents"),
+            Self::NoSecret { .. } | Self::NoKey { .. } | Self::BadValue { .. } | Self::BadAccountId(_) => {
+                "a secret Vault holds is missing or malformed".to_owned()
+            }
+        }
+    }
+
     /// Vault could not answer (down, sealed, overloaded): cached secrets may still be served.
     pub fn is_outage(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Unavailable { .. })

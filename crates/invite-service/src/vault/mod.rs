@@ -88,7 +88,7 @@ impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // By hand: Url's own Debug would show a password written into VAULT_ADDR.
         f.debug_struct("VaultConfig")
-            .field("addr", &crate::config::redact_url(self.addr.as_str()))
+            .field("addr", &crate::config::ShownUrl(&self.addr))
             .field("role_id", &self.role_id)
             .field("secret_id", &self.secret_id)
             .field("kv_mount", &self.kv_mount)
@@ -149,7 +149,8 @@ fn is_plain_segment(segment: &str) -> bool {
 pub enum VaultStatus {
     #[serde(rename = "ok")]
     Healthy,
-    /// Since the first failure; the reason is the latest one.
+    /// Since the first failure; the reason is the latest one, in a few words without Vault's address
+    /// (the log has the whole error).
     Degraded { since: DateTime<Utc>, reason: String },
 }
 
@@ -363,12 +364,12 @@ impl Shared {
     }
 
     fn degraded(&self, e: &VaultError) {
-        let reason = e.to_string();
+        let reason = e.summary();
         let mut status = self.status.lock().expect("status lock");
         match &mut *status {
             VaultStatus::Healthy => {
                 tracing::warn!(
-                    reason = reason.as_str(),
+                    reason = %e,
                     "Vault is degraded: cached secrets are served until they expire"
                 );
                 *status = VaultStatus::Degraded {
@@ -589,7 +590,7 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("the-secret-id-value"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("\"http://vault:***@127.0.0.1:8200/\""), "{shown}");
+        assert!(shown.contains("addr: http://127.0.0.1:8200/,"), "{shown}");
     }
 
     #[test]
