@@ -1,8 +1,8 @@
 //! The clients of the platform's other services against local HTTP servers that speak their APIs:
 //!
 //! - the Integration Service: the answer (every user's accounts, with secrets, as the running platform
-//!   gives it) filtered by user and status here; secrets never in Debug output, logs, errors or Redis;
-//!   one upstream call per cache period (in process, and across processes through Redis); 500s and
+//!   gives it, whole or in pages) filtered by user and status here; secrets never in Debug output,
+//!   logs, errors or Redis; one upstream call per cache period (in process, and across processes through Redis); 500s and
 //!   timeouts open the circuit breaker, which then fails fast with a clear error and closes again
 //!   after a successful trial; the accounts mirrored into the store with sealed sessions, and blocked
 //!   there when the service blocks or drops them;
@@ -97,6 +97,8 @@ struct Platform {
     /// Waits this long before answering.
     delay_ms: AtomicUsize,
     accounts: Mutex<Value>,
+    /// How the accounts list is paged, when it is: (style, page size).
+    paging: Mutex<Option<(Paging, usize)>>,
     authorizations: Mutex<Vec<String>>,
     queries: Mutex<Vec<HashMap<String, String>>>,
 }
@@ -131,14 +133,58 @@ impl Platform {
 
 type Shared = State<Arc<Platform>>;
 
+/// The ways a paged answer points to its next page.
+#[derive(Clone, Copy)]
+enum Paging {
+    /// `{"items": […], "page": n, "pages": m}`: the next page is `page=n+1`.
+    Numbered,
+    /// `{"results": […], "count": n, "next": "/api/v1/accounts?…&page=2"}` (Django REST framework).
+    NextLink,
+    /// `{"results": […], "count": n, "next": "http://elsewhere…"}`: a next page on another origin.
+    ForeignLink,
+    /// `{"items": […], "total": n}`: more than it gives, and no way to the rest.
+    TotalOnly,
+}
+
 async fn accounts(
     State(p): Shared,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, StatusCode> {
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let query = q.clone();
     p.arrive(&headers, q).await?;
     // Like the running platform's endpoint: every user's accounts, whatever the query asks.
-    Ok(Json(p.accounts.lock().unwrap().clone()))
+    let all = p.accounts.lock().unwrap().clone();
+    let Some((paging, size)) = *p.paging.lock().unwrap() else {
+        return Ok(Json(all));
+    };
+    let all = all.as_array().unwrap().clone();
+    let pages = all.len().div_ceil(size);
+    let items: Vec<Value> = all.iter().skip((page - 1) * size).take(size).cloned().collect();
+    let next_query = || {
+        let mut next: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| *k != "page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        next.push(format!("page={}", page + 1));
+        next.join("&")
+    };
+    Ok(Json(match paging {
+        Paging::Numbered => json!({"items": items, "page": page, "pages": pages}),
+        Paging::NextLink => json!({
+            "results": items,
+            "count": all.len(),
+            "next": (page < pages).then(|| format!("/api/v1/accounts?{}", next_query())),
+        }),
+        Paging::ForeignLink => json!({
+            "results": items,
+            "count": all.len(),
+            "next": (page < pages).then(|| format!("http://127.0.0.2:9/api/v1/accounts?{}", next_query())),
+        }),
+        Paging::TotalOnly => json!({"items": items, "total": all.len()}),
+    }))
 }
 
 async fn user_by_email(
@@ -330,6 +376,58 @@ async fn the_answer_is_filtered_by_user_and_status_and_its_secrets_never_show() 
     let logged = logs.text();
     assert!(logged.contains("Integration Service accounts read"), "{logged}");
     assert_no_secret("the log", &logged);
+}
+
+/// A paged answer is read to its last page, whichever way it points there; one that points off the
+/// service's origin (where the service token would go; a call there would fail as an outage, not as
+/// this refusal), or that holds more than it gives with no way to the rest, is refused as a whole.
+#[tokio::test]
+async fn a_paged_answer_is_read_to_its_last_page_or_refused_whole() {
+    let _logs = log_scan::capture();
+    let (base, platform) = start_platform().await;
+    // Eight more active accounts of user 55, eleven in all over the users: pages of three.
+    let mut all = platform_answer().as_array().unwrap().clone();
+    for i in 0..8 {
+        let mut a = all[0].clone();
+        a["id"] = json!(format!("00000000-0000-4000-8000-00000000000{i}"));
+        a["phone"] = json!(format!("+7912000010{i}"));
+        all.push(a);
+    }
+    *platform.accounts.lock().unwrap() = Value::Array(all);
+    let clock = clock();
+    for paging in [Paging::Numbered, Paging::NextLink] {
+        *platform.paging.lock().unwrap() = Some((paging, 3));
+        let calls = platform.calls();
+        let list = client(&base, &clock).accounts(user(55), "telegram").await.unwrap();
+        assert_eq!(platform.calls() - calls, 4, "eleven accounts in pages of three");
+        assert_eq!(list.active().count(), 9, "user 55's active accounts, from every page");
+        let queries = platform.queries.lock().unwrap().clone();
+        for q in &queries[calls..] {
+            assert_eq!((q["user_id"].as_str(), q["status"].as_str()), ("55", "active"), "{q:?}");
+        }
+        let pages: Vec<Option<&str>> = queries[calls..]
+            .iter()
+            .map(|q| q.get("page").map(String::as_str))
+            .collect();
+        assert_eq!(pages, [None, Some("2"), Some("3"), Some("4")]);
+    }
+    for (paging, expected) in [
+        (
+            Paging::ForeignLink,
+            "its next page is on another origin (http://127.0.0.2:9/)",
+        ),
+        (
+            Paging::TotalOnly,
+            "it says it holds 11 accounts but gave 3 and no way to the next page",
+        ),
+    ] {
+        *platform.paging.lock().unwrap() = Some((paging, 3));
+        let err = client(&base, &clock).accounts(user(55), "telegram").await.unwrap_err();
+        assert!(
+            matches!(&err, IntegrationError::BadResponse(detail) if detail.starts_with(expected)),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]

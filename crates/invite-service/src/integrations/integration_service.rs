@@ -41,6 +41,8 @@ use store::{IntegrationEntry, IntegrationSync, SharedStore, Standing, StoreError
 use tokio::sync::watch;
 use url::Url;
 
+use crate::config::ShownUrl;
+
 use super::{
     breaker::{Breaker, Open},
     service_token::ServiceToken,
@@ -50,7 +52,7 @@ use crate::{
     vault::{Vault, VaultError},
 };
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IntegrationServiceConfig {
     pub base_url: Url,
     /// The spec names `/api/v1/accounts`.
@@ -62,6 +64,19 @@ pub struct IntegrationServiceConfig {
     /// Failures in a row that open the breaker, and how long it stays open.
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+}
+
+impl std::fmt::Debug for IntegrationServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationServiceConfig")
+            .field("base_url", &ShownUrl(&self.base_url))
+            .field("accounts_path", &self.accounts_path)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("timeout", &self.timeout)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -358,58 +373,39 @@ impl IntegrationServiceClient {
     }
 
     async fn call(&self, user: UserId, platform: &str) -> Result<AccountList, Failure> {
+        let bad = |detail: String| Failure::Answered(IntegrationError::BadResponse(detail));
         let mut url = self
             .config
             .base_url
             .join(self.config.accounts_path.trim_start_matches('/'))
-            .map_err(|e| Failure::Answered(IntegrationError::BadResponse(format!("cannot build the URL: {e}"))))?;
+            .map_err(|e| bad(format!("cannot build the URL: {e}")))?;
         url.query_pairs_mut()
             .append_pair("user_id", &user.get().to_string())
             .append_pair("platform", platform)
             .append_pair("status", "active");
         let fetched_at = self.clock.now();
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.token.bearer().expose())
-            .send()
-            .await
-            .map_err(|e| Failure::Outage(super::no_answer(&e, self.config.timeout)))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(Failure::Outage(format!("it answered {status}")));
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(Failure::Answered(IntegrationError::Refused(status.as_u16())));
-        }
-        if !status.is_success() {
-            return Err(Failure::Answered(IntegrationError::BadResponse(format!(
-                "status {status}"
-            ))));
-        }
-        // The body may hold secrets: a parse error is described, never quoted.
-        let body: Value = response.json().await.map_err(|e| {
-            if e.is_timeout() {
-                Failure::Outage(format!("it did not answer within {:?}", self.config.timeout))
-            } else {
-                Failure::Answered(IntegrationError::BadResponse("the body is not JSON".into()))
+        // Every page, or nothing: a partial list would make the accounts of the pages not read look gone.
+        let mut items = Vec::new();
+        for read in 1..=MAX_PAGES {
+            let page = self.page(url.clone()).await?;
+            items.extend(page.items);
+            if let Some(total) = page.total.filter(|t| *t > items.len() && page.next.is_none()) {
+                return Err(bad(format!(
+                    "it says it holds {total} accounts but gave {} and no way to the next page",
+                    items.len()
+                )));
             }
-        })?;
-        let items = match body {
-            Value::Array(items) => items,
-            Value::Object(mut obj) => LIST_KEYS
-                .iter()
-                .find_map(|k| match obj.remove(*k) {
-                    Some(Value::Array(items)) => Some(items),
-                    _ => None,
-                })
-                .ok_or_else(|| Failure::Answered(IntegrationError::BadResponse("no list of accounts".into())))?,
-            _ => {
-                return Err(Failure::Answered(IntegrationError::BadResponse(
-                    "neither a list nor an object".into(),
-                )))
+            match page.next {
+                None => break,
+                Some(next) if read == MAX_PAGES => {
+                    return Err(bad(format!(
+                        "more than {MAX_PAGES} pages of accounts (next: {})",
+                        next.path()
+                    )))
+                }
+                Some(next) => url = next,
             }
-        };
+        }
         let mut accounts = Vec::new();
         let mut secrets = HashMap::new();
         for item in &items {
@@ -442,10 +438,122 @@ impl IntegrationServiceClient {
     }
 }
 
+impl IntegrationServiceClient {
+    /// One page of the accounts list: its accounts, and where the next one is, if any.
+    async fn page(&self, url: Url) -> Result<Page, Failure> {
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(self.token.bearer().expose())
+            .send()
+            .await
+            .map_err(|e| Failure::Outage(super::no_answer(&e, self.config.timeout)))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(Failure::Outage(format!("it answered {status}")));
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(Failure::Answered(IntegrationError::Refused(status.as_u16())));
+        }
+        if !status.is_success() {
+            return Err(Failure::Answered(IntegrationError::BadResponse(format!(
+                "status {status}"
+            ))));
+        }
+        // The body may hold secrets: a parse error is described, never quoted.
+        let body: Value = response.json().await.map_err(|e| {
+            if e.is_timeout() {
+                Failure::Outage(format!("it did not answer within {:?}", self.config.timeout))
+            } else {
+                Failure::Answered(IntegrationError::BadResponse("the body is not JSON".into()))
+            }
+        })?;
+        Page::read(body, &url, &self.config.base_url).map_err(|e| Failure::Answered(IntegrationError::BadResponse(e)))
+    }
+}
+
+/// The most pages one list is read from.
+const MAX_PAGES: usize = 100;
+
+/// One page of an answer: a bare array is the whole list; an object holds its page under one of
+/// [`LIST_KEYS`] and may point to the next page — by URL (`next`, on the service's own origin: the
+/// service token is never sent elsewhere), or by number (`has_next`/`has_more`, or `page` below
+/// `pages`/`total_pages`: the same query with `page` one higher).
+struct Page {
+    items: Vec<Value>,
+    next: Option<Url>,
+    /// How many accounts the whole list holds, when it says.
+    total: Option<usize>,
+}
+
+impl Page {
+    fn read(body: Value, url: &Url, base: &Url) -> Result<Self, String> {
+        let mut obj = match body {
+            Value::Array(items) => {
+                return Ok(Self {
+                    items,
+                    next: None,
+                    total: None,
+                })
+            }
+            Value::Object(obj) => obj,
+            _ => return Err("neither a list nor an object".into()),
+        };
+        let items = LIST_KEYS
+            .iter()
+            .find_map(|k| match obj.remove(*k) {
+                Some(Value::Array(items)) => Some(items),
+                _ => None,
+            })
+            .ok_or("no list of accounts")?;
+        let number = |k: &str| obj.get(k).and_then(Value::as_u64);
+        let flag = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let next = match obj.get("next") {
+            Some(Value::String(next)) if !next.trim().is_empty() => {
+                let next = url
+                    .join(next.trim())
+                    .map_err(|_| "its next page is not a URL".to_owned())?;
+                if next.origin() != base.origin() {
+                    return Err(format!(
+                        "its next page is on another origin ({}), where the service token is not sent",
+                        crate::config::url_without_credentials(next.origin().ascii_serialization().as_str())
+                    ));
+                }
+                Some(next)
+            }
+            _ => {
+                let current = number("page").or_else(|| {
+                    url.query_pairs()
+                        .find(|(k, _)| k == "page")
+                        .and_then(|(_, v)| v.parse().ok())
+                });
+                let pages = number("pages").or_else(|| number("total_pages"));
+                let more =
+                    flag("has_next") || flag("has_more") || matches!((current, pages), (Some(c), Some(p)) if c < p);
+                more.then(|| {
+                    let mut next = url.clone();
+                    let kept: Vec<(String, String)> = url
+                        .query_pairs()
+                        .filter(|(k, _)| k != "page")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    next.query_pairs_mut()
+                        .clear()
+                        .extend_pairs(kept)
+                        .append_pair("page", &(current.unwrap_or(1) + 1).to_string());
+                    next
+                })
+            }
+        };
+        let total = ["total", "count"].iter().find_map(|k| number(k)).map(|t| t as usize);
+        Ok(Self { items, next, total })
+    }
+}
+
 impl std::fmt::Debug for IntegrationServiceClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntegrationServiceClient")
-            .field("base_url", &self.config.base_url.as_str())
+            .field("base_url", &ShownUrl(&self.config.base_url))
             .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
