@@ -184,8 +184,13 @@ fn log_profile(config: &Config, roles: Roles) {
     };
     let accounts = match &config.integration_service {
         Some(c) => format!(
-            "Integration Service {} (mirrored), own registry, sandbox",
-            shown(&c.base_url)
+            "Integration Service {} (mirrored{}), own registry, sandbox",
+            shown(&c.base_url),
+            if config.integration_accounts_sandbox {
+                "; they act on the sandbox world, INTEGRATION_ACCOUNTS_SANDBOX"
+            } else {
+                ""
+            }
         ),
         None => "own registry, sandbox".to_owned(),
     };

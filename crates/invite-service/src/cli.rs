@@ -168,10 +168,21 @@ pub async fn run() -> ExitCode {
 async fn server(config: &Config, clock: SharedClock, schema: Schema, roles: app::Roles) -> anyhow::Result<()> {
     telemetry::init_logging(&config.log_filter, clock.clone());
     tracing::info!(database = %config.database_shown(), "starting");
-    let store = app::open_store(config).await?;
-    app::prepare_schema(&store, schema).await?;
-    let running = app::start(config, store, clock, roles).await?;
-    shutdown_signal().await;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let starting = async {
+        let store = app::open_store(config).await?;
+        app::prepare_schema(&store, schema).await?;
+        app::start(config, store, clock, roles).await
+    };
+    let running = tokio::select! {
+        running = starting => running?,
+        _ = &mut stop => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
+    stop.await;
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown();
     running.wait().await
@@ -258,23 +269,30 @@ fn token(config: &Config, clock: SharedClock, user_id: i64, ttl: chrono::Duratio
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that ends at SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called,
+/// not when it is first awaited: a signal that arrives while the service is still starting waits here
+/// instead of killing the process mid-start.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            match streams {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -162,8 +162,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "PARSING_SERVICE_URL",
-        default: "(unset: parsing import answers 503)",
-        about: "base URL of the platform's Parsing Service",
+        default: "(unset: a parsing import and a task naming settings.parsing_task_id answer 503)",
+        about: "base URL of the platform's Parsing Service (audiences imported from parsing tasks)",
     },
     Variable {
         name: "INVITE_PARSING_RESULTS_PATH",

@@ -17,6 +17,8 @@
 #[path = "common/fake_vault.rs"]
 #[allow(dead_code)]
 mod fake_vault;
+#[path = "common/log_scan.rs"]
+mod log_scan;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -224,6 +226,8 @@ struct Deployment {
     env: Vec<(&'static str, String)>,
     procs: Vec<Proc>,
     db: test_db::TestDb,
+    /// Dropped after the processes' output was fed to it: fails the test if they logged a secret.
+    _logs: log_scan::Check,
 }
 
 impl Deployment {
@@ -274,7 +278,20 @@ impl Drop for Deployment {
                 eprintln!("===== {} =====\n{}\n{}", p.label, tail(&p.out, 40), tail(&p.err, 10));
             }
         }
+        let outputs: Vec<(String, PathBuf)> = self
+            .procs
+            .iter()
+            .flat_map(|p| {
+                [
+                    (format!("{}'s stdout", p.label), p.out.clone()),
+                    (format!("{}'s stderr", p.label), p.err.clone()),
+                ]
+            })
+            .collect();
         self.procs.clear();
+        for (source, path) in outputs {
+            log_scan::feed(&source, &std::fs::read_to_string(path).unwrap_or_default());
+        }
         if failed {
             eprintln!("logs kept in {}", self.dir.display());
         } else {
@@ -418,6 +435,7 @@ async fn the_platform_profile_runs_a_campaign_on_the_integration_services_accoun
         env,
         procs: Vec::new(),
         db,
+        _logs: log_scan::capture(),
     };
     let migrate = d.command().arg("migrate").output().unwrap();
     assert!(

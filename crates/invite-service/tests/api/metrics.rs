@@ -298,6 +298,7 @@ crate::on_both_backends!(
 /// `INVITE_METRICS_BIND`, with the gauges read from the shared store.
 #[tokio::test]
 async fn a_worker_serves_its_metrics_on_their_own_listener() {
+    let _logs = crate::support::log_scan::capture();
     let dir = std::env::temp_dir().join(format!("invite_worker_metrics_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite:{}", dir.join("invite.db").display());

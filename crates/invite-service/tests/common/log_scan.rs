@@ -65,6 +65,10 @@ fn known_secrets() -> Vec<(String, String)> {
         ("the platform tests' JWT secret", "platform-test-secret-0123456789"),
         ("the CLI tests' JWT secret", "platform-secret-0123456789"),
         (
+            "the platform profile's JWT secret in the fake Vault",
+            "platform-profile-jwt-secret-kept-in-vault-3e9d",
+        ),
+        (
             "the integration tests' JWT secret",
             "integrations-test-secret-0123456789",
         ),
