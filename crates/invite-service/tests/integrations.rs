@@ -735,20 +735,6 @@ async fn the_gateway_resolves_an_email_to_a_user_id() {
     ));
 }
 
-/// A session no fixture holds: a fresh random auth key.
-fn fresh_session() -> String {
-    use account_manager::session::{AuthKey, TelegramSession};
-    let mut key = [0u8; 256];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-    TelegramSession {
-        dc_id: 2,
-        server_address: "149.154.167.51".parse().unwrap(),
-        port: 443,
-        auth_key: AuthKey::from_bytes(key),
-    }
-    .to_telethon()
-}
-
 async fn vault_client(fake: &fake_vault::FakeVault) -> Arc<invite_service::vault::Vault> {
     let mut config = invite_service::vault::VaultConfig::new(
         fake.url().parse().unwrap(),
@@ -785,7 +771,7 @@ async fn sessions_the_records_lack_come_from_vault_and_an_account_with_neither_i
         "3b7c2f0e-1d2a-4c55-9f10-2a9e8b7c6d5e",
         "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
     );
-    let (vault_session, later_session) = (fresh_session(), fresh_session());
+    let (vault_session, later_session) = (fake_vault::fresh_session(), fake_vault::fresh_session());
     let vault_path = |id: &str| format!("invite-service/accounts/{id}");
     fake.put(
         "secret",

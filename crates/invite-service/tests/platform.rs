@@ -18,7 +18,7 @@ use std::{
     fs::File,
     os::unix::process::ExitStatusExt,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -36,8 +36,11 @@ use store::{WorldCall, WorldDelivery};
 mod log_scan;
 #[path = "common/priority_scenario.rs"]
 mod priority_scenario;
+#[path = "common/processes.rs"]
+mod processes;
 
 use priority_scenario::ScenarioApi;
+use processes::{describe, tail, usernames_upload, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -72,103 +75,6 @@ const CRASH_POLICY: &str = r#"{"telegram": {
 
 /// Target statuses that are final.
 const FINAL: [&str; 5] = ["succeeded", "already_done", "failed", "skipped", "unknown"];
-
-/// One child process of the binary, with its stdout and stderr in files. Killed when dropped.
-struct Proc {
-    label: String,
-    failpoint: Option<&'static str>,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    /// We sent it SIGKILL.
-    killed: bool,
-    /// We asked it to stop (SIGTERM).
-    stopping: bool,
-}
-
-impl Proc {
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait on a child process")
-    }
-
-    fn sigkill(&mut self) {
-        self.killed = true;
-        let _ = self.child.kill();
-    }
-
-    fn sigterm(&mut self) {
-        self.stopping = true;
-        let _ = Command::new("kill")
-            .arg(format!("-{SIGTERM}"))
-            .arg(self.child.id().to_string())
-            .status();
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// The JSON log lines written so far.
-    fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Waits for a log line with this message; panics when the process ends first or it takes too long.
-    async fn wait_for_log(&mut self, message: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log().into_iter().find(|v| v["message"] == message) {
-                return line;
-            }
-            if let Some(status) = self.exited() {
-                panic!(
-                    "{} ended ({}) before logging {message:?}:\n{}\n{}",
-                    self.label,
-                    describe(status),
-                    tail(&self.out, 30),
-                    tail(&self.err, 30)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log {message:?} within {within:?}",
-                self.label
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn describe(status: ExitStatus) -> String {
-    match status.signal() {
-        Some(s) => format!("killed by signal {s}"),
-        None => format!("exit code {}", status.code().unwrap_or(-1)),
-    }
-}
-
-fn tail(path: &PathBuf, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(n);
-    format!(
-        "--- {} (last {} of {} lines) ---\n{}",
-        path.display(),
-        lines.len() - from,
-        lines.len(),
-        lines[from..].join("\n")
-    )
-}
 
 /// An `api` process and worker processes over a fresh PostgreSQL database, queues and events channel
 /// of their own. Dropping it kills every process, prints their logs' tails when the test failed,
@@ -312,17 +218,8 @@ impl Platform {
         if let Some(f) = failpoint {
             cmd.env("INVITE_FAILPOINTS", f);
         }
-        let child = cmd.spawn().expect("start the invite-service binary");
         self.logs.push((label.clone(), out.clone(), err.clone()));
-        Proc {
-            label,
-            failpoint,
-            child,
-            out,
-            err,
-            killed: false,
-            stopping: false,
-        }
+        Proc::start(cmd, label, failpoint, out, err)
     }
 
     fn spawn_worker(&mut self, failpoint: Option<&'static str>) -> Proc {
@@ -359,21 +256,11 @@ impl Platform {
         let (status, task) = self.call(Method::POST, "/tasks", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         let id = task["id"].as_i64().unwrap();
-        let csv = std::iter::once("username".to_owned())
-            .chain(people.iter().cloned())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("people.csv"),
-            )
-            .text("task_id", id.to_string());
         let resp = self
             .http
             .post(format!("{}/import/file", self.base))
             .bearer_auth(&self.token)
-            .multipart(form)
+            .multipart(usernames_upload(id, people))
             .send()
             .await
             .unwrap();

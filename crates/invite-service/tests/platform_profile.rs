@@ -19,12 +19,14 @@
 mod fake_vault;
 #[path = "common/log_scan.rs"]
 mod log_scan;
+#[path = "common/processes.rs"]
+mod processes;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::File,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
+    process::{Command, Stdio},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -32,12 +34,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use account_manager::session::{AuthKey, TelegramSession};
 use axum::{extract::State, http::HeaderMap, http::StatusCode as AxumStatus, routing::get, Json, Router};
-use fake_vault::{FakeVault, ROLE_ID, SECRET_ID};
+use fake_vault::{fresh_session, FakeVault, ROLE_ID, SECRET_ID};
 use invite_service::{config::VARIABLES, engine::queue::rabbitmq::RabbitQueue};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use platforms::sandbox::{people::People, WorldConfig};
+use processes::{tail, usernames_upload, Proc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -72,18 +74,6 @@ const ALSO_WITH_SESSION: &str = "7d2e3f40-5b6c-4d7e-8f90-a1b2c3d4e5f6";
 const NO_SESSION_ANYWHERE: &str = "8e3f4051-6c7d-4e8f-9011-b2c3d4e5f607";
 const BLOCKED: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 const OTHER_USERS: &str = "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b";
-
-fn fresh_session() -> String {
-    let mut key = [0u8; 256];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-    TelegramSession {
-        dc_id: 2,
-        server_address: "149.154.167.51".parse().unwrap(),
-        port: 443,
-        auth_key: AuthKey::from_bytes(key),
-    }
-    .to_telethon()
-}
 
 /// The local Integration Service: like the running platform's endpoint, it answers every user's
 /// accounts with their secrets whatever the query says, and refuses calls without the service's JWT.
@@ -168,56 +158,6 @@ async fn start_integration(answer: Value) -> (String, Arc<Integration>) {
     (format!("http://{addr}"), up)
 }
 
-/// A child process of the binary, its stdout and stderr in files; killed when dropped.
-struct Proc {
-    label: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Proc {
-    fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    async fn wait_for_log(&mut self, message: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log().into_iter().find(|v| v["message"] == message) {
-                return line;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("{} ended ({status}) before logging {message:?}", self.label);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log {message:?} within {within:?}",
-                self.label
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(n);
-    format!("--- {} ---\n{}", path.display(), lines[from..].join("\n"))
-}
-
 /// The test's processes, folder, queues and database. Dropping it kills the processes, prints their
 /// logs' tails when the test failed, and deletes the queues.
 struct Deployment {
@@ -248,14 +188,11 @@ impl Deployment {
         let label = format!("{}-{role}", self.procs.len() + 1);
         let out = self.dir.join(format!("{label}.stdout.log"));
         let err = self.dir.join(format!("{label}.stderr.log"));
-        let child = self
-            .command()
-            .arg(role)
+        let mut cmd = self.command();
+        cmd.arg(role)
             .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .expect("start the invite-service binary");
-        self.procs.push(Proc { label, child, out, err });
+            .stderr(File::create(&err).unwrap());
+        self.procs.push(Proc::start(cmd, label, None, out, err));
         self.procs.len() - 1
     }
 
@@ -339,21 +276,11 @@ impl Api {
     }
 
     async fn import(&self, task: i64, people: &[String]) {
-        let csv = std::iter::once("username")
-            .chain(people.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("people.csv"),
-            )
-            .text("task_id", task.to_string());
         let resp = self
             .http
             .post(format!("{}/import/file", self.base))
             .bearer_auth(&self.token)
-            .multipart(form)
+            .multipart(usernames_upload(task, people))
             .send()
             .await
             .unwrap();

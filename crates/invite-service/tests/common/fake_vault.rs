@@ -274,3 +274,18 @@ async fn handle(
         _ => errors(StatusCode::NOT_FOUND, &[]),
     }
 }
+
+/// A session for Vault to hold that no fixture has: a fresh random auth key, as Telethon writes it.
+#[allow(dead_code)] // Not every test binary that includes this module uses it.
+pub fn fresh_session() -> String {
+    use account_manager::session::{AuthKey, TelegramSession};
+    let mut key = [0u8; 256];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    TelegramSession {
+        dc_id: 2,
+        server_address: "149.154.167.51".parse().unwrap(),
+        port: 443,
+        auth_key: AuthKey::from_bytes(key),
+    }
+    .to_telethon()
+}

@@ -1,0 +1,145 @@
+//! Processes of the invite-service binary started by a test: each one's stdout (JSON log lines) and
+//! stderr in files, waited on by log message, stopped by signal, killed when dropped; and the tails of
+//! their logs for a failure's message. Shared by `tests/platform.rs` and `tests/platform_profile.rs`.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::{
+    os::unix::process::ExitStatusExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const SIGTERM: i32 = 15;
+
+/// One child process of the binary, with its stdout and stderr in files. Killed when dropped.
+pub struct Proc {
+    pub label: String,
+    /// The failpoint it was armed with (`INVITE_FAILPOINTS`), if any.
+    pub failpoint: Option<&'static str>,
+    pub child: Child,
+    pub out: PathBuf,
+    pub err: PathBuf,
+    /// We sent it SIGKILL.
+    pub killed: bool,
+    /// We asked it to stop (SIGTERM).
+    pub stopping: bool,
+}
+
+impl Proc {
+    /// Starts `cmd`, whose stdout and stderr the caller pointed at `out` and `err`.
+    pub fn start(mut cmd: Command, label: String, failpoint: Option<&'static str>, out: PathBuf, err: PathBuf) -> Proc {
+        let child = cmd.spawn().expect("start the invite-service binary");
+        Proc {
+            label,
+            failpoint,
+            child,
+            out,
+            err,
+            killed: false,
+            stopping: false,
+        }
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait on a child process")
+    }
+
+    pub fn sigkill(&mut self) {
+        self.killed = true;
+        let _ = self.child.kill();
+    }
+
+    pub fn sigterm(&mut self) {
+        self.stopping = true;
+        let _ = Command::new("kill")
+            .arg(format!("-{SIGTERM}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// The JSON log lines written so far.
+    pub fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for a log line with this message; panics when the process ends first or it takes too long.
+    pub async fn wait_for_log(&mut self, message: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|v| v["message"] == message) {
+                return line;
+            }
+            if let Some(status) = self.exited() {
+                panic!(
+                    "{} ended ({}) before logging {message:?}:\n{}\n{}",
+                    self.label,
+                    describe(status),
+                    tail(&self.out, 30),
+                    tail(&self.err, 30)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {message:?} within {within:?}",
+                self.label
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a process ended.
+pub fn describe(status: ExitStatus) -> String {
+    match status.signal() {
+        Some(s) => format!("killed by signal {s}"),
+        None => format!("exit code {}", status.code().unwrap_or(-1)),
+    }
+}
+
+/// The last `n` lines of a log file, headed by its path.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    format!(
+        "--- {} (last {} of {} lines) ---\n{}",
+        path.display(),
+        lines.len() - from,
+        lines.len(),
+        lines[from..].join("\n")
+    )
+}
+
+/// A CSV upload of these usernames into a task, as `POST /import/file` takes it.
+pub fn usernames_upload(task_id: i64, people: &[String]) -> reqwest::multipart::Form {
+    let csv = std::iter::once("username")
+        .chain(people.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
+    reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("people.csv"),
+        )
+        .text("task_id", task_id.to_string())
+}
