@@ -40,7 +40,7 @@ mod priority_scenario;
 mod processes;
 
 use priority_scenario::ScenarioApi;
-use processes::{describe, tail, usernames_upload, Proc};
+use processes::{delete_queues_blocking, describe, tail, ApiClient, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -90,9 +90,7 @@ struct Platform {
     logs: Vec<(String, PathBuf, PathBuf)>,
     api: Option<Proc>,
     workers: Vec<Option<Proc>>,
-    http: reqwest::Client,
-    base: String,
-    token: String,
+    client: ApiClient,
     queues_deleted: bool,
     /// Fails the test if a process logged a secret (their logs are scanned when the platform is dropped).
     _logs: log_scan::Check,
@@ -142,9 +140,7 @@ impl Platform {
             logs: Vec::new(),
             api: None,
             workers: Vec::new(),
-            http: reqwest::Client::new(),
-            base: String::new(),
-            token: String::new(),
+            client: ApiClient::default(),
             queues_deleted: false,
             _logs: logs,
             db,
@@ -165,13 +161,10 @@ impl Platform {
             "token: {}",
             String::from_utf8_lossy(&token.stderr)
         );
-        p.token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
         let mut api = p.spawn("api", None);
         let listening = api.wait_for_log("listening", Duration::from_secs(30)).await;
-        p.base = format!(
-            "http://{}/api/v1/invite",
-            listening["addr"].as_str().expect("the listening line names its addr")
-        );
+        p.client = ApiClient::new(&listening, token);
         p.api = Some(api);
         p
     }
@@ -227,18 +220,7 @@ impl Platform {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(15));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        self.client.call(method, path, body).await
     }
 
     async fn sandbox_accounts(&self, n: usize) -> Vec<String> {
@@ -256,17 +238,7 @@ impl Platform {
         let (status, task) = self.call(Method::POST, "/tasks", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         let id = task["id"].as_i64().unwrap();
-        let resp = self
-            .http
-            .post(format!("{}/import/file", self.base))
-            .bearer_auth(&self.token)
-            .multipart(usernames_upload(id, people))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "import: {status} {text}");
+        self.client.import(id, people).await;
         let task = self.task(id).await;
         assert_eq!(task["target_count"], people.len(), "{task}");
         id
@@ -358,22 +330,7 @@ impl Drop for Platform {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         if !self.queues_deleted {
-            let prefix = self.prefix.clone();
-            // Inside the test's runtime: delete on a thread with a runtime of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let connect = RabbitQueue::connect_with_prefix(BROKER_URL, &prefix);
-                    if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
-                        let _ = q.delete_queues().await;
-                        q.close().await;
-                    }
-                });
-            })
-            .join();
+            delete_queues_blocking(BROKER_URL, &self.prefix);
         }
     }
 }

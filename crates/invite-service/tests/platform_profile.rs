@@ -39,7 +39,7 @@ use fake_vault::{fresh_session, FakeVault, ROLE_ID, SECRET_ID};
 use invite_service::{config::VARIABLES, engine::queue::rabbitmq::RabbitQueue};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use platforms::sandbox::{people::People, WorldConfig};
-use processes::{tail, usernames_upload, Proc};
+use processes::{delete_queues_blocking, tail, ApiClient, Proc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -234,58 +234,7 @@ impl Drop for Deployment {
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-        let prefix = self.prefix.clone();
-        // Inside the test's runtime: delete on a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let connect = RabbitQueue::connect_with_prefix(BROKER_URL, &prefix);
-                if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
-                    let _ = q.delete_queues().await;
-                    q.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(15));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn import(&self, task: i64, people: &[String]) {
-        let resp = self
-            .http
-            .post(format!("{}/import/file", self.base))
-            .bearer_auth(&self.token)
-            .multipart(usernames_upload(task, people))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        assert!(status.is_success(), "import: {status} {}", resp.text().await.unwrap());
+        delete_queues_blocking(BROKER_URL, &self.prefix);
     }
 }
 
@@ -390,14 +339,7 @@ async fn the_platform_profile_runs_a_campaign_on_the_integration_services_accoun
             d.procs[p].label
         );
     }
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: format!(
-            "http://{}/api/v1/invite",
-            listening["addr"].as_str().expect("the listening line names its addr")
-        ),
-        token: user_token(),
-    };
+    let api = ApiClient::new(&listening, user_token());
 
     // A campaign of 9 people, started by the user: the start mirrors the Integration Service's list.
     let (status, task) = api

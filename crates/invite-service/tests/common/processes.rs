@@ -130,8 +130,78 @@ pub fn tail(path: &Path, n: usize) -> String {
     )
 }
 
+/// The HTTP API of a running `api` process, as one user.
+#[derive(Default)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ApiClient {
+    /// The API whose process logged `listening` (the line names its address), called with `token`.
+    pub fn new(listening: &Value, token: String) -> Self {
+        let addr = listening["addr"].as_str().expect("the listening line names its addr");
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}/api/v1/invite"),
+            token,
+        }
+    }
+
+    /// A JSON request; the status and the JSON answer (or its text as a JSON string).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (reqwest::StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(15));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Imports these usernames into the task (`POST /import/file`, a CSV); panics unless it succeeds.
+    pub async fn import(&self, task_id: i64, people: &[String]) {
+        let resp = self
+            .http
+            .post(format!("{}/import/file", self.base))
+            .bearer_auth(&self.token)
+            .multipart(usernames_upload(task_id, people))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert!(status.is_success(), "import: {status} {}", resp.text().await.unwrap());
+    }
+}
+
+/// Deletes the queues a test made in RabbitMQ (their names start with `prefix`), from a thread of its
+/// own: for a `Drop`, which runs inside the test's runtime. Gives up after 10 s.
+pub fn delete_queues_blocking(broker_url: &str, prefix: &str) {
+    let (url, prefix) = (broker_url.to_owned(), prefix.to_owned());
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let connect = invite_service::engine::queue::rabbitmq::RabbitQueue::connect_with_prefix(&url, &prefix);
+            if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+                let _ = q.delete_queues().await;
+                q.close().await;
+            }
+        });
+    })
+    .join();
+}
+
 /// A CSV upload of these usernames into a task, as `POST /import/file` takes it.
-pub fn usernames_upload(task_id: i64, people: &[String]) -> reqwest::multipart::Form {
+fn usernames_upload(task_id: i64, people: &[String]) -> reqwest::multipart::Form {
     let csv = std::iter::once("username")
         .chain(people.iter().map(String::as_str))
         .collect::<Vec<_>>()
