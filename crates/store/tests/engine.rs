@@ -1328,6 +1328,63 @@ async fn concurrent_roster_writes_all_land(backend: Backend) {
     );
 }
 
+/// A paused task deleted while its jobs in flight settle: the deletion and every settlement land or
+/// find nothing to do (the task gone); none is refused as a deadlock.
+async fn deleting_a_task_while_its_jobs_settle_never_deadlocks(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    const IN_FLIGHT: usize = 6;
+    for round in 0..8 {
+        let (task, _) = running_task(s, IN_FLIGHT).await;
+        let mut claims = Vec::new();
+        for i in 0..IN_FLIGHT {
+            claims.push(claim(s, task.id, &format!("acc-{i}"), t(10)).await.unwrap());
+        }
+        let paused = s
+            .transition_task(
+                user(1),
+                task.id,
+                &[InProgress],
+                Paused,
+                None,
+                "pause",
+                t(11),
+                &meta("req-pause"),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(paused, Transition::Done(_)), "{paused:?}");
+        let mut writes = Vec::new();
+        for (i, c) in claims.into_iter().enumerate() {
+            let store = s.clone();
+            writes.push(tokio::spawn(async move {
+                let settlement = if i % 2 == 0 {
+                    settle_final(&c, TargetStatus::Succeeded, "success", t(12))
+                } else {
+                    give_back(&c, t(12), None, None)
+                };
+                store.settle_target(&settlement).await.map(|_| ())
+            }));
+            if i == IN_FLIGHT / 2 {
+                let store = s.clone();
+                let id = task.id;
+                writes.push(tokio::spawn(async move {
+                    store
+                        .delete_task(user(1), id, t(12), &meta("req-delete"))
+                        .await
+                        .map(|d| {
+                            assert_eq!(d, store::DeleteOutcome::Deleted);
+                        })
+                }));
+            }
+        }
+        for w in writes {
+            w.await.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        assert!(s.engine_task(task.id).await.unwrap().is_none());
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod engine_on_sqlite {
@@ -1359,5 +1416,6 @@ on_both_backends!(
     recent_outcomes_are_the_newest_invites_and_messages,
     task_accounts_keep_channel_exclusion_and_counts_apart,
     concurrent_roster_writes_all_land,
+    deleting_a_task_while_its_jobs_settle_never_deadlocks,
     the_do_not_contact_check_matches_any_key,
 );

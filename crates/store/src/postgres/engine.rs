@@ -5,7 +5,10 @@
 //! for each other.
 //!
 //! Locks are taken in one order: a target's row before its task's (settlements and `end_open_targets`
-//! count into the task after changing the targets).
+//! count into the task after changing the targets; deleting a task locks its targets first). A roster
+//! write (a channel found, an account excluded) locks the tasks it versions before its
+//! `invite_task_accounts` row, and only `FOR NO KEY UPDATE`, which the row's foreign-key check
+//! (`FOR KEY SHARE` on the task) does not conflict with.
 
 use chrono::{DateTime, Utc};
 use domain::{

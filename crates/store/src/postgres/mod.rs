@@ -357,6 +357,13 @@ impl Store for PgStore {
         meta: &RequestMeta,
     ) -> Result<DeleteOutcome> {
         let mut tx = self.pool.begin().await?;
+        // The targets first, in id order, as every write takes a target's row before its task's: the
+        // deletion cascades from the task to its targets, and would otherwise wait for a settlement
+        // that waits for the task (a deadlock).
+        sqlx::query("SELECT id FROM invite_targets WHERE task_id = $1 ORDER BY id FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let name: Option<String> = sqlx::query_scalar(
             "DELETE FROM invite_tasks WHERE id = $1 AND user_id = $2 AND status <> 'IN_PROGRESS' RETURNING name",
         )
