@@ -189,7 +189,10 @@ async fn a_job_whose_claim_ran_out_makes_no_call(backend: Backend) {
         queue::{Job, TargetData},
         worker::execute,
     };
-    let app = spawn_app_with(backend, &[("INVITE_POLICY", COMPRESSED)]).await;
+    // Leases of 10 minutes: the test's own (below) outlasts the claims of 30 s it lets run out.
+    let policy = COMPRESSED.replace(r#""lease_ttl": "30s""#, r#""lease_ttl": "10m""#);
+    assert_ne!(policy, COMPRESSED);
+    let app = spawn_app_with(backend, &[("INVITE_POLICY", policy.as_str())]).await;
     let engine = app.engine();
     let account = sandbox_accounts(&app, 1, 1).await.remove(0);
     // Leased here for the whole test: the scheduler leaves the account alone, so the jobs below are
