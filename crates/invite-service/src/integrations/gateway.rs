@@ -15,9 +15,8 @@ use domain::UserId;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::ShownUrl;
-
 use super::service_token::ServiceToken;
+use crate::config::ShownUrl;
 
 #[derive(Clone)]
 pub struct GatewayConfig {

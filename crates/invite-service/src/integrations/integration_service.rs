@@ -41,13 +41,12 @@ use store::{IntegrationEntry, IntegrationSync, SharedStore, Standing, StoreError
 use tokio::sync::watch;
 use url::Url;
 
-use crate::config::ShownUrl;
-
 use super::{
     breaker::{Breaker, Open},
     service_token::ServiceToken,
 };
 use crate::{
+    config::ShownUrl,
     secrets::Secret,
     vault::{Vault, VaultError},
 };

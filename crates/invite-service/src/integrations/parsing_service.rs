@@ -7,10 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::ShownUrl;
-
 use super::service_token::ServiceToken;
-use crate::secrets::Secret;
+use crate::{config::ShownUrl, secrets::Secret};
 
 /// Whose token a call carries.
 #[derive(Debug, Clone, Copy)]
