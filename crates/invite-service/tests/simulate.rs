@@ -25,7 +25,7 @@ async fn two_days_of_supergroup_campaigns_use_the_whole_budget_and_break_no_limi
         .await
         .unwrap();
     // 30 a day per account, 15 a day per account in each of 2 channels: 6 × 60.
-    assert_eq!(report.theoretical_max, 360, "{}", report.formula);
+    assert_eq!(report.theoretical_max, 360, "{}", report.maximum.formula);
     assert_eq!(report.actions, 360, "{}", report.to_text());
     assert!(report.utilization >= 0.99);
     assert_eq!(

@@ -95,7 +95,7 @@ pub struct SimReport {
     pub lost: u64,
     pub wall_seconds: f64,
     pub observed: Observed,
-    pub formula: String,
+    /// The theoretical maximum with its formula.
     pub maximum: Maximum,
     pub simulated_days: f64,
     pub accounts: usize,
@@ -122,7 +122,7 @@ impl SimReport {
         );
         out.push_str(&format!("actions (invites made):  {}\n", self.actions));
         out.push_str(&format!("theoretical maximum:     {}\n", self.theoretical_max));
-        out.push_str(&format!("  {}\n", self.formula));
+        out.push_str(&format!("  {}\n", self.maximum.formula));
         out.push_str(&format!("utilization:             {:.2} %\n", self.utilization * 100.0));
         out.push_str(&format!("violations:              {}\n", self.violations));
         for f in &self.violation_list {
@@ -338,7 +338,6 @@ pub async fn simulate(options: &SimOptions, policy: Policy) -> anyhow::Result<Si
             max_invites_per_account_channel_total: audit.max_invites_per_account_channel_total,
             min_seconds_between_invites_of_an_account: audit.min_seconds_between_invites_of_an_account,
         },
-        formula: maximum.formula.clone(),
         maximum,
         simulated_days: options.days,
         accounts: options.accounts,
