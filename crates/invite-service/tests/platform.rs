@@ -23,10 +23,7 @@ use std::{
 };
 
 use chrono::Utc;
-use invite_service::{
-    config::VARIABLES,
-    engine::{events::redis::RedisEvents, queue::rabbitmq::RabbitQueue},
-};
+use invite_service::{config::VARIABLES, engine::queue::rabbitmq::RabbitQueue};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -40,7 +37,7 @@ mod priority_scenario;
 mod processes;
 
 use priority_scenario::ScenarioApi;
-use processes::{delete_queues_blocking, describe, tail, ApiClient, Proc};
+use processes::{delete_queues_blocking, describe, on_own_runtime, require_broker_and_redis, tail, ApiClient, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
 const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -108,27 +105,7 @@ impl Platform {
         let logs = log_scan::capture();
         let db = test_db::TestDb::new(test_db::Backend::Postgres).await;
         let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
-        // The broker and Redis must be up: fail, never skip.
-        match tokio::time::timeout(
-            Duration::from_secs(15),
-            RabbitQueue::connect_with_prefix(BROKER_URL, &prefix),
-        )
-        .await
-        {
-            Ok(Ok(q)) => q.close().await,
-            Ok(Err(e)) => panic!("RabbitMQ must run on 127.0.0.1:5672 (guest/guest): {e}"),
-            Err(_) => panic!("connecting to RabbitMQ on 127.0.0.1:5672 timed out"),
-        }
-        match tokio::time::timeout(
-            Duration::from_secs(15),
-            RedisEvents::connect_with_prefix(REDIS_URL, &prefix),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("Redis must run on 127.0.0.1:6379: {e}"),
-            Err(_) => panic!("connecting to Redis on 127.0.0.1:6379 timed out"),
-        }
+        require_broker_and_redis(BROKER_URL, REDIS_URL, &prefix).await;
         let dir = std::env::temp_dir().join(format!("invite-platform-{tag}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut p = Platform {
@@ -338,34 +315,26 @@ impl Drop for Platform {
 /// The tables that tell what happened, as text files next to the logs (the database is dropped).
 fn dump_tables(url: &str, dir: &std::path::Path) {
     let (url, dir) = (url.to_owned(), dir.to_owned());
-    // Inside the test's runtime: query on a thread with a runtime of its own.
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection;
-            let Ok(mut c) = sqlx::PgConnection::connect(&url).await else {
-                return;
-            };
-            for table in [
-                "invite_tasks",
-                "invite_targets",
-                "invite_execution_logs",
-                "invite_task_accounts",
-                "am_grants",
-                "sandbox_calls",
-                "sandbox_deliveries",
-            ] {
-                let sql = format!("SELECT t::text FROM {table} t");
-                if let Ok(rows) = sqlx::query_scalar::<_, String>(&sql).fetch_all(&mut c).await {
-                    let _ = std::fs::write(dir.join(format!("{table}.txt")), rows.join("\n"));
-                }
+    on_own_runtime(move || async move {
+        use sqlx::Connection;
+        let Ok(mut c) = sqlx::PgConnection::connect(&url).await else {
+            return;
+        };
+        for table in [
+            "invite_tasks",
+            "invite_targets",
+            "invite_execution_logs",
+            "invite_task_accounts",
+            "am_grants",
+            "sandbox_calls",
+            "sandbox_deliveries",
+        ] {
+            let sql = format!("SELECT t::text FROM {table} t");
+            if let Ok(rows) = sqlx::query_scalar::<_, String>(&sql).fetch_all(&mut c).await {
+                let _ = std::fs::write(dir.join(format!("{table}.txt")), rows.join("\n"));
             }
-        });
-    })
-    .join();
+        }
+    });
 }
 
 fn people(prefix: &str, n: usize) -> Vec<String> {

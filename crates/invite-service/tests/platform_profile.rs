@@ -36,10 +36,10 @@ use std::{
 
 use axum::{extract::State, http::HeaderMap, http::StatusCode as AxumStatus, routing::get, Json, Router};
 use fake_vault::{fresh_session, FakeVault, ROLE_ID, SECRET_ID};
-use invite_service::{config::VARIABLES, engine::queue::rabbitmq::RabbitQueue};
+use invite_service::config::VARIABLES;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use platforms::sandbox::{people::People, WorldConfig};
-use processes::{delete_queues_blocking, tail, ApiClient, Proc};
+use processes::{delete_queues_blocking, require_broker_and_redis, tail, ApiClient, Proc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -255,16 +255,7 @@ async fn the_platform_profile_runs_a_campaign_on_the_integration_services_accoun
     let began = Instant::now();
     let db = test_db::TestDb::new(test_db::Backend::Postgres).await;
     let prefix = format!("t{}-", uuid::Uuid::new_v4().simple());
-    match tokio::time::timeout(
-        Duration::from_secs(15),
-        RabbitQueue::connect_with_prefix(BROKER_URL, &prefix),
-    )
-    .await
-    {
-        Ok(Ok(q)) => q.close().await,
-        Ok(Err(e)) => panic!("RabbitMQ must run on 127.0.0.1:5672 (guest/guest): {e}"),
-        Err(_) => panic!("connecting to RabbitMQ on 127.0.0.1:5672 timed out"),
-    }
+    require_broker_and_redis(BROKER_URL, REDIS_URL, &prefix).await;
 
     // Vault: the JWT secret where the running platform keeps it, and one account's session.
     let sessions: BTreeMap<&str, String> = [WITH_SESSION, ALSO_WITH_SESSION, BLOCKED, OTHER_USERS]

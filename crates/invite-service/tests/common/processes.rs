@@ -180,24 +180,45 @@ impl ApiClient {
     }
 }
 
-/// Deletes the queues a test made in RabbitMQ (their names start with `prefix`), from a thread of its
-/// own: for a `Drop`, which runs inside the test's runtime. Gives up after 10 s.
-pub fn delete_queues_blocking(broker_url: &str, prefix: &str) {
-    let (url, prefix) = (broker_url.to_owned(), prefix.to_owned());
+/// Fails the test (never skips it) unless RabbitMQ and Redis answer on the machine's usual ports.
+pub async fn require_broker_and_redis(broker_url: &str, redis_url: &str, prefix: &str) {
+    use invite_service::engine::{events::redis::RedisEvents, queue::rabbitmq::RabbitQueue};
+    let within = Duration::from_secs(15);
+    match tokio::time::timeout(within, RabbitQueue::connect_with_prefix(broker_url, prefix)).await {
+        Ok(Ok(q)) => q.close().await,
+        Ok(Err(e)) => panic!("RabbitMQ must run on 127.0.0.1:5672 (guest/guest): {e}"),
+        Err(_) => panic!("connecting to RabbitMQ on 127.0.0.1:5672 timed out"),
+    }
+    match tokio::time::timeout(within, RedisEvents::connect_with_prefix(redis_url, prefix)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("Redis must run on 127.0.0.1:6379: {e}"),
+        Err(_) => panic!("connecting to Redis on 127.0.0.1:6379 timed out"),
+    }
+}
+
+/// Runs a future to its end on a thread with a runtime of its own: for a `Drop`, which runs inside the
+/// test's runtime and cannot block on it.
+pub fn on_own_runtime<F: std::future::Future<Output = ()>>(work: impl FnOnce() -> F + Send + 'static) {
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
-            let connect = invite_service::engine::queue::rabbitmq::RabbitQueue::connect_with_prefix(&url, &prefix);
-            if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
-                let _ = q.delete_queues().await;
-                q.close().await;
-            }
-        });
+            .unwrap()
+            .block_on(work());
     })
     .join();
+}
+
+/// Deletes the queues a test made in RabbitMQ (their names start with `prefix`); gives up after 10 s.
+pub fn delete_queues_blocking(broker_url: &str, prefix: &str) {
+    let (url, prefix) = (broker_url.to_owned(), prefix.to_owned());
+    on_own_runtime(move || async move {
+        let connect = invite_service::engine::queue::rabbitmq::RabbitQueue::connect_with_prefix(&url, &prefix);
+        if let Ok(Ok(q)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+            let _ = q.delete_queues().await;
+            q.close().await;
+        }
+    });
 }
 
 /// A CSV upload of these usernames into a task, as `POST /import/file` takes it.
