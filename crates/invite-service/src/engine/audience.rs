@@ -55,6 +55,13 @@ enum Attempt {
         lasting: bool,
         at: DateTime<Utc>,
     },
+    /// A lasting failure the scheduler has been told of, for the task as it was at `version`. Kept:
+    /// another tick's look at the store, taken before the task left its armed state, must not import
+    /// again; a task armed again since (a later version) tries afresh.
+    Refused {
+        version: i64,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Attempt {
@@ -62,7 +69,7 @@ impl Attempt {
     fn ended_at(&self) -> Option<DateTime<Utc>> {
         match self {
             Self::Running => None,
-            Self::Done { at } | Self::Failed { at, .. } => Some(*at),
+            Self::Done { at } | Self::Failed { at, .. } | Self::Refused { at, .. } => Some(*at),
         }
     }
 }
@@ -200,8 +207,15 @@ impl Engine {
                     error, lasting: true, ..
                 }) => {
                     let reason = format!("not started: {error}");
-                    attempts.remove(&task.id);
+                    let refused = Attempt::Refused {
+                        version: task.version,
+                        at: now,
+                    };
+                    attempts.insert(task.id, refused);
                     return Ok(ScheduledAudience::NotStarted(reason));
+                }
+                Some(Attempt::Refused { version, .. }) if task.version <= *version => {
+                    return Ok(ScheduledAudience::Later(None));
                 }
                 Some(Attempt::Failed { error, at, .. }) if *at + RETRY_AFTER > now => {
                     Some((error.clone(), *at + RETRY_AFTER))

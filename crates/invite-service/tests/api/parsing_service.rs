@@ -336,6 +336,7 @@ async fn a_started_task_imports_its_parsing_task_once_with_the_service_token(bac
 
 async fn a_scheduled_task_imports_its_audience_and_starts_by_itself(backend: Backend) {
     use chrono::Duration as Minutes;
+    use invite_service::engine::audience::ScheduledAudience;
     let (url, upstream) = start_upstream().await;
     let app = spawn_app_with(backend, &[("PARSING_SERVICE_URL", &url)]).await;
     sandbox_accounts(&app, 1, 1).await;
@@ -372,6 +373,8 @@ async fn a_scheduled_task_imports_its_audience_and_starts_by_itself(backend: Bac
     body["scheduled_start"] = json!(at.to_rfc3339());
     let missing = app.create(1, body).await["id"].as_i64().unwrap();
     assert_eq!(move_task(&app, missing, "start").await.status, StatusCode::OK);
+    let engine = app.engine();
+    let armed = engine.store.engine_task(missing).await.unwrap().unwrap();
     app.clock.advance(Minutes::minutes(10));
     let task = tick_until(&app, &scheduler, missing, |t| {
         t["status_reason"]
@@ -385,6 +388,29 @@ async fn a_scheduled_task_imports_its_audience_and_starts_by_itself(backend: Bac
         "not started: the Parsing Service has no parsing task missing"
     );
     assert_eq!(upstream.calls_for("missing").len(), 1);
+
+    // Another tick's look at the task, taken while it was still armed, does not import again…
+    let now = clock::Clock::now(&app.clock);
+    let stale = engine.scheduled_audience(&armed, now).await.unwrap();
+    assert_eq!(stale, ScheduledAudience::Later(None));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upstream.calls_for("missing").len(), 1, "a stale look imports nothing");
+    // …while a new time and a start by the user arm it again, and the import is tried afresh.
+    let at = now + Minutes::minutes(10);
+    let path = format!("/tasks/{missing}");
+    let edit = json!({"scheduled_start": at.to_rfc3339()});
+    let edited = app.call(Method::PUT, &path, Some(1), Some(edit)).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(move_task(&app, missing, "start").await.status, StatusCode::OK);
+    app.clock.advance(Minutes::minutes(10));
+    let task = tick_until(&app, &scheduler, missing, |t| {
+        t["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not started"))
+    })
+    .await;
+    assert_eq!(task["status"], "PENDING", "{task}");
+    assert_eq!(upstream.calls_for("missing").len(), 2);
     app.stop().await;
 }
 
