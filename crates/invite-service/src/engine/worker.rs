@@ -23,7 +23,9 @@ use domain::{
     task::{ActionType, Task, TaskStatus},
     username::Username,
 };
-use platforms::{AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, Resolution, TargetRef};
+use platforms::{
+    AccountClient, AccountCredentials, ChannelInfo, ChannelKind, DeliveryKey, Report, Resolution, TargetRef,
+};
 use rand::Rng;
 use serde_json::{json, Value};
 use store::{NewLog, Settlement};
@@ -206,6 +208,29 @@ async fn hold_claim(e: &Engine, task_id: i64, target_id: i64, epoch: i64) -> any
     Ok(e.store.hold_claim(task_id, target_id, epoch, now, until).await?)
 }
 
+/// The call that reaches the person, given half of the claim's lease (just extended by [`hold_claim`])
+/// whatever the adapter's own timeout: no call outlives its claim, so no other account can take the
+/// target while this call may still land. An abandoned call may have landed: a message counts as of
+/// unknown outcome (retried only by this account, with the same random id), an invite is retried
+/// (a repeat is answered as already a member).
+async fn within_claim(lease: Duration, action: ActionType, call: impl std::future::Future<Output = Report>) -> Report {
+    let limit = (lease / 2).to_std().unwrap_or_default();
+    match tokio::time::timeout(limit, call).await {
+        Ok(report) => report,
+        Err(_) => {
+            let outcome = match action {
+                ActionType::SendMessage => Outcome::Unknown,
+                ActionType::InviteToGroup => Outcome::RetryLater,
+            };
+            let detail = format!(
+                "no answer within {} s, half of the claim's lease: the call was abandoned before the claim could run out",
+                limit.as_secs()
+            );
+            Report::new(outcome, detail)
+        }
+    }
+}
+
 impl Action<'_> {
     async fn act(&mut self, client: &mut dyn AccountClient) -> anyhow::Result<()> {
         let e = self.e;
@@ -274,8 +299,10 @@ impl Action<'_> {
             return Ok(());
         }
         failpoints::hit("after_grant");
+        let lease = e.am.policy().lease_ttl;
+        let action_type = self.task.spec.action_type;
         let report = match &room {
-            Some(room) => client.invite(room, &peer).await,
+            Some(room) => within_claim(lease, action_type, client.invite(room, &peer)).await,
             None => {
                 // Pinned before the send: a worker dying between the send and its commit leaves the
                 // target to this account alone, which Telegram dedups by random id.
@@ -288,7 +315,7 @@ impl Action<'_> {
                     task_id: self.task.id,
                     target_id: self.target_id,
                 };
-                client.send_message(&peer, &text, key).await
+                within_claim(lease, action_type, client.send_message(&peer, &text, key)).await
             }
         };
         failpoints::hit("after_call");
@@ -760,6 +787,34 @@ mod tests {
             joined: true,
         };
         assert_eq!(channel_from_json(&channel_json(&c)), Some(c));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_is_abandoned_before_its_claim_can_run_out() {
+        let lease = Duration::seconds(30);
+        let hangs = || std::future::pending::<Report>();
+        let started = tokio::time::Instant::now();
+        let message = within_claim(lease, ActionType::SendMessage, hangs()).await;
+        assert_eq!(message.outcome, Outcome::Unknown, "a message may have arrived");
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(15));
+        assert!(
+            message.detail.starts_with("no answer within 15 s"),
+            "{}",
+            message.detail
+        );
+        let invite = within_claim(lease, ActionType::InviteToGroup, hangs()).await;
+        assert_eq!(
+            invite.outcome,
+            Outcome::RetryLater,
+            "a repeated invite is answered as already a member"
+        );
+
+        let quick = async {
+            tokio::time::sleep(std::time::Duration::from_secs(14)).await;
+            Report::new(Outcome::Success, "added")
+        };
+        let report = within_claim(lease, ActionType::InviteToGroup, quick).await;
+        assert_eq!((report.outcome, report.detail.as_str()), (Outcome::Success, "added"));
     }
 
     #[test]
