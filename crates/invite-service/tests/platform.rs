@@ -37,11 +37,11 @@ mod priority_scenario;
 mod processes;
 
 use priority_scenario::ScenarioApi;
-use processes::{delete_queues_blocking, describe, on_own_runtime, require_broker_and_redis, tail, ApiClient, Proc};
+use processes::{
+    delete_queues_blocking, describe, on_own_runtime, require_broker_and_redis, tail, ApiClient, Proc, BIN, BROKER_URL,
+    REDIS_URL,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
-const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
 const JWT_SECRET: &str = "platform-test-secret-0123456789";
 const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 /// Workers per worker process.

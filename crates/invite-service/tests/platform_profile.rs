@@ -39,13 +39,10 @@ use fake_vault::{fresh_session, FakeVault, ROLE_ID, SECRET_ID};
 use invite_service::config::VARIABLES;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use platforms::sandbox::{people::People, WorldConfig};
-use processes::{delete_queues_blocking, require_broker_and_redis, tail, ApiClient, Proc};
+use processes::{delete_queues_blocking, require_broker_and_redis, tail, ApiClient, Proc, BIN, BROKER_URL, REDIS_URL};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
-const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Held only by Vault: the processes get no INVITE_JWT_SECRET.
 const JWT_SECRET: &str = "platform-profile-jwt-secret-kept-in-vault-3e9d";
 const API_HASH: &str = "0123456789abcdef0123456789abcdef";

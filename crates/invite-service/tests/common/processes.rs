@@ -16,6 +16,12 @@ use serde_json::Value;
 
 const SIGTERM: i32 = 15;
 
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_invite-service");
+/// The local RabbitMQ and Redis that `.ci/run` starts.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
 /// One child process of the binary, with its stdout and stderr in files. Killed when dropped.
 pub struct Proc {
     pub label: String,
