@@ -270,6 +270,22 @@ async fn tick_until(
     }
 }
 
+/// Ticks until the scheduled task is refused its start; it stays PENDING, saying why.
+async fn tick_until_not_started(
+    app: &TestApp,
+    scheduler: &invite_service::engine::scheduler::Scheduler,
+    id: i64,
+) -> Value {
+    let task = tick_until(app, scheduler, id, |t| {
+        t["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not started"))
+    })
+    .await;
+    assert_eq!(task["status"], "PENDING", "{task}");
+    task
+}
+
 async fn a_started_task_imports_its_parsing_task_once_with_the_service_token(backend: Backend) {
     let (url, upstream) = start_upstream().await;
     let app = spawn_app_with(
@@ -376,13 +392,7 @@ async fn a_scheduled_task_imports_its_audience_and_starts_by_itself(backend: Bac
     let engine = app.engine();
     let armed = engine.store.engine_task(missing).await.unwrap().unwrap();
     app.clock.advance(Minutes::minutes(10));
-    let task = tick_until(&app, &scheduler, missing, |t| {
-        t["status_reason"]
-            .as_str()
-            .is_some_and(|r| r.starts_with("not started"))
-    })
-    .await;
-    assert_eq!(task["status"], "PENDING", "{task}");
+    let task = tick_until_not_started(&app, &scheduler, missing).await;
     assert_eq!(
         task["status_reason"],
         "not started: the Parsing Service has no parsing task missing"
@@ -403,13 +413,7 @@ async fn a_scheduled_task_imports_its_audience_and_starts_by_itself(backend: Bac
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     assert_eq!(move_task(&app, missing, "start").await.status, StatusCode::OK);
     app.clock.advance(Minutes::minutes(10));
-    let task = tick_until(&app, &scheduler, missing, |t| {
-        t["status_reason"]
-            .as_str()
-            .is_some_and(|r| r.starts_with("not started"))
-    })
-    .await;
-    assert_eq!(task["status"], "PENDING", "{task}");
+    tick_until_not_started(&app, &scheduler, missing).await;
     assert_eq!(upstream.calls_for("missing").len(), 2);
     app.stop().await;
 }
